@@ -9,7 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -58,10 +58,12 @@ func Generate(hosts ...string) (certPEM, keyPEM []byte, err error) {
 	return certPEM, keyPEM, nil
 }
 
-// Pin is the hex SHA-256 of a certificate's DER bytes, as --pin takes it.
-func Pin(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
+// Pin is the SHA-256 of a certificate's public key (its SubjectPublicKeyInfo)
+// in the form curl's --pinnedpubkey and porta's --pin take: "sha256//BASE64".
+// Pinning the key, not the certificate, survives re-issuing with the same key.
+func Pin(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return "sha256//" + base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // Pair parses Generate's output into a tls.Certificate with Leaf set.
