@@ -1,0 +1,70 @@
+package server
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config says what a Server serves and how. The zero value of each field is
+// its default; New checks the whole of it once.
+type Config struct {
+	// The certificate: CertFile and KeyFile (a PEM chain and key, read again
+	// by Reload), or SelfSigned (made once and kept in StateDir). One of the
+	// two is required.
+	CertFile, KeyFile string
+	SelfSigned        bool
+
+	// StateDir keeps certificates and keys. "": DefaultStateDir().
+	StateDir string
+
+	// The website: SiteDir (static files) or SiteProxy (the URL of a local
+	// backend). Neither: a small built-in homepage.
+	SiteDir   string
+	SiteProxy string
+
+	// ReadHeaderTimeout bounds the TLS handshake and the reading of request
+	// headers. 0: 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes connections with nothing in flight. 0: 3 minutes.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds request headers. 0: 64 KiB.
+	MaxHeaderBytes int
+
+	// Logger receives the server's log. nil: discard.
+	Logger *slog.Logger
+}
+
+// DefaultStateDir is where state is kept when Config.StateDir is empty:
+// $STATE_DIRECTORY (set by systemd's StateDirectory=), else
+// $XDG_STATE_HOME/porta, else ~/.local/state/porta.
+func DefaultStateDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "porta")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "porta-state")
+	}
+	return filepath.Join(home, ".local", "state", "porta")
+}
+
+func (c *Config) readHeaderTimeout() time.Duration {
+	return orDefault(c.ReadHeaderTimeout, 10*time.Second)
+}
+
+func (c *Config) idleTimeout() time.Duration { return orDefault(c.IdleTimeout, 3*time.Minute) }
+
+func (c *Config) maxHeaderBytes() int { return orDefault(c.MaxHeaderBytes, 64<<10) }
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,151 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/porta443/porta/server"
+)
+
+// TestSlowHeadersAreCutOff: a client that trickles its request headers is
+// disconnected once ReadHeaderTimeout passes, and so is one that opens TCP
+// and never starts TLS.
+func TestSlowHeadersAreCutOff(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	r := start(t, server.Config{ReadHeaderTimeout: timeout}, false)
+
+	t.Run("trickled headers", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", r.addr, r.cert.ClientTLS("http/1.1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		begun := time.Now()
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n")
+		closed := make(chan error, 1)
+		go func() {
+			_, err := io.ReadAll(conn) // returns when the server closes
+			closed <- err
+		}()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-closed:
+				if d := time.Since(begun); d < timeout {
+					t.Fatalf("cut off after %v, before the timeout", d)
+				}
+				return
+			case <-tick.C:
+				if time.Since(begun) > 20*timeout {
+					t.Fatal("a client trickling headers was never cut off")
+				}
+				io.WriteString(conn, "X-A: b\r\n")
+			}
+		}
+	})
+	t.Run("no TLS handshake", func(t *testing.T) {
+		conn, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(20 * timeout))
+		_, err = conn.Read(make([]byte, 1))
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			t.Fatal("a silent TCP connection was never closed")
+		}
+	})
+}
+
+func TestHugeHeadersAreRefused(t *testing.T) {
+	r := start(t, server.Config{MaxHeaderBytes: 8 << 10}, false)
+	for name, c := range r.clients(t) {
+		req := newRequest(t, "GET", r.url("/"))
+		req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("%s: %d, want 431 or a refused request", name, resp.StatusCode)
+			}
+		}
+		// The server goes on serving.
+		if resp, _ := get(t, c, newRequest(t, "GET", r.url("/"))); resp.StatusCode != 200 {
+			t.Errorf("%s after a huge header: %d", name, resp.StatusCode)
+		}
+	}
+}
+
+// TestShutdownDrains: a request in flight when Shutdown begins completes;
+// new connections are refused.
+func TestShutdownDrains(t *testing.T) {
+	release := make(chan struct{})
+	r := startNoCleanup(t, server.Config{SiteProxy: backend(t, release)})
+	c := r.clients(t)["h2"]
+	resp, err := c.Do(newRequest(t, "GET", r.url("/stream")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+
+	shutdown := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shutdown <- r.srv.Shutdown(ctx)
+	}()
+	// Wait until the listener is closed.
+	for i := 0; ; i++ {
+		conn, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if i > 100 {
+			t.Fatal("still accepting after Shutdown")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(release)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || string(body) != "data: first\n\ndata: second\n\n" {
+		t.Fatalf("in-flight response: %q %v", body, err)
+	}
+	if err := <-shutdown; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-r.done; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+type unmanaged struct {
+	*running
+	done chan error
+}
+
+func startNoCleanup(t *testing.T, cfg server.Config) unmanaged {
+	t.Helper()
+	r := &running{}
+	r.cert = newCertFor(t, &cfg)
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := server.Listen("127.0.0.1:0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv, r.addr = srv, ls.TCP.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), ls) }()
+	return unmanaged{r, done}
+}

@@ -1,0 +1,264 @@
+// Package server runs porta's server side: one address, TCP and UDP, where
+// TLS carries HTTP/1.1 and HTTP/2 and QUIC carries HTTP/3, all served by one
+// handler that routes each request to the tunnel, the DoH resolver or the
+// website. It owns the listeners' TLS, the certificates and the lifecycle.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/porta443/porta/internal/selfsigned"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+)
+
+// Server is porta's server. Build it with New, run it with Serve, stop it
+// with Shutdown.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	certs   *certSource
+	handler http.Handler // the router, before Alt-Svc is added
+
+	mu       sync.Mutex
+	https    *http.Server
+	h3       *http3.Server
+	redirect *http.Server
+}
+
+// New checks cfg and prepares everything that can fail before listening:
+// certificates are loaded, the website is opened.
+func New(cfg Config) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	stateDir := cfg.StateDir
+	if stateDir == "" {
+		stateDir = DefaultStateDir()
+	}
+	certs, err := newCertSource(&cfg, stateDir)
+	if err != nil {
+		return nil, err
+	}
+	site, err := newSite(&cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg:     cfg,
+		log:     log,
+		certs:   certs,
+		handler: &Router{Site: site},
+	}, nil
+}
+
+// Pin is the SHA-256 pin of the certificate in use ("sha256//BASE64"), for
+// clients that trust a self-signed server by its key.
+func (s *Server) Pin() string {
+	return selfsigned.Pin(s.certs.current.Load().Leaf)
+}
+
+// Reload reads the certificate files again. Connections in flight keep
+// going; new handshakes get the new certificate. On error the old one stays.
+func (s *Server) Reload() error {
+	return s.certs.reload()
+}
+
+// Listeners are the sockets a Server serves on. The caller owns them: Serve
+// closes them when it returns.
+type Listeners struct {
+	TCP  net.Listener   // TLS: HTTP/1.1 and HTTP/2
+	UDP  net.PacketConn // QUIC: HTTP/3; nil: no HTTP/3
+	HTTP net.Listener   // plain HTTP, redirected to HTTPS; nil: none
+}
+
+// Listen opens TCP and UDP on addr, and plain HTTP on httpAddr unless it is
+// "". With port 0 in addr, UDP takes the port TCP was given.
+func Listen(addr, httpAddr string) (Listeners, error) {
+	var l Listeners
+	tcp, err := net.Listen("tcp", addr)
+	if err != nil {
+		return l, fmt.Errorf("--listen: %w", err)
+	}
+	l.TCP = tcp
+	host, _, _ := net.SplitHostPort(addr)
+	_, port, _ := net.SplitHostPort(tcp.Addr().String())
+	if l.UDP, err = net.ListenPacket("udp", net.JoinHostPort(host, port)); err != nil {
+		tcp.Close()
+		return Listeners{}, fmt.Errorf("--listen (UDP): %w", err)
+	}
+	if httpAddr != "" {
+		if l.HTTP, err = net.Listen("tcp", httpAddr); err != nil {
+			l.Close()
+			return Listeners{}, fmt.Errorf("--http-listen: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// Close closes every listener that is set.
+func (l Listeners) Close() error {
+	var errs []error
+	for _, c := range []io.Closer{l.TCP, l.UDP, l.HTTP} {
+		if c != nil {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Serve serves on l until Shutdown is called or a listener fails; ctx is
+// the parent of every request's context. It returns http.ErrServerClosed
+// after Shutdown.
+func (s *Server) Serve(ctx context.Context, l Listeners) error {
+	base := func(net.Listener) context.Context { return ctx }
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+
+	handler := http.Handler(earlyDataGuard{s.handler})
+	if l.UDP != nil {
+		_, port, _ := net.SplitHostPort(l.UDP.LocalAddr().String())
+		handler = altSvc{value: `h3=":` + port + `"; ma=86400`, next: handler}
+	}
+
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	https := &http.Server{
+		Handler: handler,
+		TLSConfig: &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: s.certs.GetCertificate,
+		},
+		Protocols:         &protocols,
+		HTTP2:             s.http2Config(),
+		ReadHeaderTimeout: s.cfg.readHeaderTimeout(), // also the TLS handshake's deadline
+		IdleTimeout:       s.cfg.idleTimeout(),
+		MaxHeaderBytes:    s.cfg.maxHeaderBytes(),
+		BaseContext:       base,
+		ErrorLog:          errLog,
+	}
+	var h3 *http3.Server
+	if l.UDP != nil {
+		h3 = &http3.Server{
+			Handler: handler,
+			TLSConfig: http3.ConfigureTLSConfig(&tls.Config{
+				MinVersion:     tls.VersionTLS13,
+				GetCertificate: s.certs.GetCertificate,
+			}),
+			QUICConfig:     s.quicConfig(),
+			MaxHeaderBytes: s.cfg.maxHeaderBytes(),
+			IdleTimeout:    s.cfg.idleTimeout(),
+			Logger:         s.log,
+			ConnContext:    func(context.Context, *quic.Conn) context.Context { return ctx },
+		}
+	}
+	var redirect *http.Server
+	if l.HTTP != nil {
+		_, port, _ := net.SplitHostPort(l.TCP.Addr().String())
+		httpsPort, _ := net.LookupPort("tcp", port)
+		redirect = &http.Server{
+			Handler:           redirectToHTTPS{httpsPort: httpsPort},
+			ReadHeaderTimeout: s.cfg.readHeaderTimeout(),
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       s.cfg.idleTimeout(),
+			MaxHeaderBytes:    s.cfg.maxHeaderBytes(),
+			BaseContext:       base,
+			ErrorLog:          errLog,
+		}
+	}
+
+	s.mu.Lock()
+	if s.https != nil {
+		s.mu.Unlock()
+		return errors.New("server: Serve called twice")
+	}
+	s.https, s.h3, s.redirect = https, h3, redirect
+	s.mu.Unlock()
+
+	s.log.Info("serving", "addr", l.TCP.Addr().String(), "http3", h3 != nil, "http-redirect", redirect != nil)
+
+	errs := make(chan error, 3)
+	run := func(serve func() error) {
+		err := serve()
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
+			errs <- err
+			s.closeAll() // one listener failed: stop the others too
+			return
+		}
+		errs <- nil
+	}
+	n := 1
+	go run(func() error { return https.ServeTLS(l.TCP, "", "") })
+	if h3 != nil {
+		n++
+		go run(func() error { return h3.Serve(l.UDP) })
+	}
+	if redirect != nil {
+		n++
+		go run(func() error { return redirect.Serve(l.HTTP) })
+	}
+	var all []error
+	for range n {
+		if err := <-errs; err != nil {
+			all = append(all, err)
+		}
+	}
+	if l.UDP != nil {
+		l.UDP.Close() // http3.Server does not close a PacketConn it was given
+	}
+	if len(all) > 0 {
+		return errors.Join(all...)
+	}
+	return http.ErrServerClosed
+}
+
+// Shutdown stops accepting, lets requests in flight finish until ctx ends,
+// then closes what is left. Serve returns once everything has stopped.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	https, h3, redirect := s.https, s.h3, s.redirect
+	s.mu.Unlock()
+	if https == nil {
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	wg.Go(func() { errs[0] = https.Shutdown(ctx) })
+	if h3 != nil {
+		wg.Go(func() { errs[1] = h3.Shutdown(ctx) })
+	}
+	if redirect != nil {
+		wg.Go(func() { errs[2] = redirect.Shutdown(ctx) })
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		s.closeAll()
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	https, h3, redirect := s.https, s.h3, s.redirect
+	s.mu.Unlock()
+	if https != nil {
+		https.Close()
+	}
+	if h3 != nil {
+		h3.Close()
+	}
+	if redirect != nil {
+		redirect.Close()
+	}
+}

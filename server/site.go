@@ -1,0 +1,192 @@
+package server
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"time"
+)
+
+//go:embed site
+var builtinSite embed.FS
+
+// newSite builds the website: a static folder, a reverse proxy, or the
+// built-in homepage. Whatever it is, CONNECT is not something a website
+// serves: it answers 405 like any other method it does not take.
+func newSite(cfg *Config, log *slog.Logger) (http.Handler, error) {
+	switch {
+	case cfg.SiteDir != "" && cfg.SiteProxy != "":
+		return nil, errors.New("--site and --site-proxy: give one")
+	case cfg.SiteDir != "":
+		root, err := os.OpenRoot(cfg.SiteDir)
+		if err != nil {
+			return nil, fmt.Errorf("--site: %w", err)
+		}
+		return &staticSite{files: root.FS()}, nil
+	case cfg.SiteProxy != "":
+		return newProxySite(cfg.SiteProxy, log)
+	}
+	files, err := fs.Sub(builtinSite, "site")
+	if err != nil {
+		return nil, err
+	}
+	return &staticSite{files: files}, nil
+}
+
+// staticSite serves files with their content types, conditional and range
+// requests (http.ServeContent), an ETag from size and modification time, a
+// folder's index.html, and never a directory listing or a dotfile.
+type staticSite struct {
+	files fs.FS
+}
+
+func (s *staticSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	urlPath := r.URL.Path
+	if !strings.HasPrefix(urlPath, "/") {
+		urlPath = "/" + urlPath
+	}
+	name := strings.TrimPrefix(path.Clean(urlPath), "/")
+	if name == "" {
+		name = "."
+	}
+	if hidden(name) {
+		s.notFound(w, r)
+		return
+	}
+	f, err := s.files.Open(name)
+	if err != nil {
+		s.notFound(w, r)
+		return
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		s.notFound(w, r)
+		return
+	}
+	if info.IsDir() {
+		if !strings.HasSuffix(urlPath, "/") {
+			target := path.Base(urlPath) + "/"
+			if r.URL.RawQuery != "" {
+				target += "?" + r.URL.RawQuery
+			}
+			http.Redirect(w, r, target, http.StatusMovedPermanently)
+			return
+		}
+		f.Close()
+		name = path.Join(name, "index.html")
+		if f, err = s.files.Open(name); err != nil {
+			s.notFound(w, r)
+			return
+		}
+		defer f.Close()
+		if info, err = f.Stat(); err != nil || info.IsDir() {
+			s.notFound(w, r)
+			return
+		}
+	}
+	s.serveFile(w, r, http.StatusOK, name, f, info)
+}
+
+func (s *staticSite) serveFile(w http.ResponseWriter, r *http.Request, code int, name string, f fs.File, info fs.FileInfo) {
+	content, ok := f.(interface {
+		Read([]byte) (int, error)
+		Seek(int64, int) (int64, error)
+	})
+	if !ok {
+		http.Error(w, "500 internal server error", http.StatusInternalServerError)
+		return
+	}
+	if !info.ModTime().IsZero() {
+		w.Header().Set("ETag", fmt.Sprintf(`"%x-%x"`, info.ModTime().UnixNano(), info.Size()))
+	}
+	if code != http.StatusOK {
+		// An error page: no ranges, no conditionals, just the page.
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(code)
+		if r.Method != http.MethodHead {
+			_, _ = io.Copy(w, content)
+		}
+		return
+	}
+	http.ServeContent(w, r, name, info.ModTime(), content)
+}
+
+// notFound serves the site's 404.html if it has one.
+func (s *staticSite) notFound(w http.ResponseWriter, r *http.Request) {
+	if f, err := s.files.Open("404.html"); err == nil {
+		defer f.Close()
+		if info, err := f.Stat(); err == nil && !info.IsDir() {
+			s.serveFile(w, r, http.StatusNotFound, "404.html", f, info)
+			return
+		}
+	}
+	http.Error(w, "404 page not found", http.StatusNotFound)
+}
+
+// hidden reports whether a cleaned path has a part starting with a dot
+// (.git, .env, .htpasswd): such files are never served.
+func hidden(name string) bool {
+	for part := range strings.SplitSeq(name, "/") {
+		if strings.HasPrefix(part, ".") && part != "." {
+			return true
+		}
+	}
+	return false
+}
+
+// newProxySite forwards requests to a backend, keeping the Host the visitor
+// asked for and setting X-Forwarded-For/Host/Proto. Streamed responses are
+// flushed as they come; WebSocket upgrades pass through.
+func newProxySite(raw string, log *slog.Logger) (http.Handler, error) {
+	target, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("--site-proxy: %w", err)
+	}
+	if (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
+		return nil, fmt.Errorf("--site-proxy %q: want an http:// or https:// URL with a host", raw)
+	}
+	transport := &http.Transport{
+		Proxy:                 nil, // the backend is local: never through an environment proxy
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+		},
+		Transport: transport,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			log.Warn("site backend", "err", err)
+			http.Error(w, "502 bad gateway", http.StatusBadGateway)
+		},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect {
+			w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+			http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}), nil
+}
