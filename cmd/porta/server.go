@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/porta443/porta/server"
+	"github.com/urfave/cli/v2"
+)
+
+// drainTimeout is how long a stopping server lets requests in flight finish.
+const drainTimeout = 3 * time.Second
+
+func serverCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "server",
+		Usage: "serve the website, DoH and the tunnel on one port (TCP and UDP)",
+		Flags: append([]cli.Flag{
+			configFlag,
+			&cli.StringFlag{Name: "listen", Value: ":443", Usage: "TCP and UDP `ADDR`ess"},
+			&cli.StringFlag{Name: "cert", Usage: "PEM certificate chain `FILE` (read again on SIGHUP)"},
+			&cli.StringFlag{Name: "key", Usage: "PEM private key `FILE`"},
+			&cli.BoolFlag{Name: "self-signed", Usage: "make (and keep in --state-dir) a self-signed certificate; prints its pin"},
+			&cli.StringFlag{Name: "state-dir", Usage: "`DIR` for certificates and keys (default: $STATE_DIRECTORY, else ~/.local/state/porta)"},
+			&cli.StringFlag{Name: "http-listen", Usage: "plain HTTP `ADDR`ess that redirects to HTTPS (off unless given)"},
+			&cli.StringFlag{Name: "site", Usage: "serve the static files in `DIR` as the website"},
+			&cli.StringFlag{Name: "site-proxy", Usage: "reverse-proxy the website to a local backend `URL`"},
+		}, logFlags...),
+		Action: runServer,
+	}
+}
+
+func runServer(c *cli.Context) error {
+	if err := applyConfigFile(c); err != nil {
+		return err
+	}
+	if c.Args().Present() {
+		return usagef("server: unexpected argument %q", c.Args().First())
+	}
+	log, err := newLogger(c, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{
+		CertFile:   c.String("cert"),
+		KeyFile:    c.String("key"),
+		SelfSigned: c.Bool("self-signed"),
+		StateDir:   c.String("state-dir"),
+		SiteDir:    c.String("site"),
+		SiteProxy:  c.String("site-proxy"),
+		Logger:     log,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	if c.Bool("self-signed") {
+		log.Info("self-signed certificate", "pin", srv.Pin())
+	}
+	ls, err := server.Listen(c.String("listen"), c.String("http-listen"))
+	if err != nil {
+		return err
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), ls) }()
+	for {
+		select {
+		case err := <-done:
+			return err // a listener failed
+		case <-hup:
+			if err := srv.Reload(); err != nil {
+				log.Error("reload failed; keeping the certificate in use", "err", err)
+			} else {
+				log.Info("reloaded")
+			}
+		case <-c.Context.Done():
+			log.Info("shutting down", "drain", drainTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				log.Warn("shutdown", "err", err)
+			}
+			if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		}
+	}
+}
