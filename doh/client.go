@@ -1,0 +1,87 @@
+package doh
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// MediaType is the content type of DoH requests and answers (RFC 8484 §6).
+const MediaType = "application/dns-message"
+
+// Client sends DNS queries over HTTPS (RFC 8484). It is an Exchanger.
+type Client struct {
+	// URL is the DoH endpoint, e.g. "https://dns.example/dns-query".
+	URL string
+	// HTTPClient sends the requests. nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// Method is http.MethodGet (cacheable; the default) or http.MethodPost.
+	// Queries too long for a GET URL are POSTed anyway.
+	Method string
+}
+
+// maxGETQuery is the largest query sent by GET; beyond it URLs get long.
+const maxGETQuery = 2048
+
+// Exchange sends m with ID 0 (RFC 8484 §4.1) and returns the answer with
+// m's ID. A status other than 200 is an error.
+func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	wire, err := m.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("doh: pack query: %w", err)
+	}
+	wire[0], wire[1] = 0, 0
+	var req *http.Request
+	if c.Method == http.MethodPost || len(wire) > maxGETQuery {
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(wire))
+		if err == nil {
+			req.Header.Set("Content-Type", MediaType)
+		}
+	} else {
+		sep := "?"
+		if strings.Contains(c.URL, "?") {
+			sep = "&"
+		}
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet,
+			c.URL+sep+"dns="+base64.RawURLEncoding.EncodeToString(wire), nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("doh: %w", err)
+	}
+	req.Header.Set("Accept", MediaType)
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("doh: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxMessageSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("doh: %s: read answer: %w", c.URL, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("doh: %s: HTTP status %s", c.URL, resp.Status)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != MediaType {
+		return nil, fmt.Errorf("doh: %s: answer has content type %q", c.URL, resp.Header.Get("Content-Type"))
+	}
+	if len(body) > MaxMessageSize {
+		return nil, fmt.Errorf("doh: %s: answer longer than %d bytes", c.URL, MaxMessageSize)
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(body); err != nil {
+		return nil, fmt.Errorf("doh: %s: unpack answer: %w", c.URL, err)
+	}
+	r.Id = m.Id
+	return r, nil
+}

@@ -1,0 +1,166 @@
+package doh
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/porta443/porta/doh/cache"
+)
+
+// flight is one upstream resolution that every identical query waits for.
+type flight struct {
+	done   chan struct{}
+	e      *cache.Entry // set before done is closed; never nil then
+	failed bool         // the upstreams failed or answered SERVFAIL
+}
+
+// resolve waits for the flight of q's key and returns its answer; or stale,
+// when there is one and the flight fails or takes longer than StaleAfter.
+func (r *Resolver) resolve(ctx context.Context, q *query, msg []byte, stale *cache.Entry) (*cache.Entry, bool, error) {
+	f := r.join(q, msg)
+	if f == nil {
+		return nil, false, ErrClosed
+	}
+	var timeout <-chan time.Time
+	if stale != nil {
+		t := time.NewTimer(r.staleAfter)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-f.done:
+		if f.failed && stale != nil {
+			return stale, true, nil
+		}
+		return f.e, false, nil
+	case <-timeout:
+		return stale, true, nil
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+}
+
+// join returns the flight for q's key, starting it if there is none; nil
+// once the Resolver is closed.
+func (r *Resolver) join(q *query, msg []byte) *flight {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	if f := r.flights[string(q.keyBytes)]; f != nil {
+		return f
+	}
+	name, _, err := dns.UnpackDomainName(msg, q.nameOff)
+	if err != nil {
+		name = "." // parseQuery let it through, so this cannot happen
+	}
+	up := new(dns.Msg)
+	up.RecursionDesired = true
+	up.AuthenticatedData = true
+	up.CheckingDisabled = q.cd
+	up.Question = []dns.Question{{Name: name, Qtype: q.qtype, Qclass: q.qclass}}
+	up.SetEdns0(ednsSize, q.do) // a fresh OPT: no Client Subnet, no cookies
+	f := &flight{done: make(chan struct{})}
+	key := string(q.keyBytes)
+	r.flights[key] = f
+	r.wg.Add(1)
+	go r.fly(key, f, up)
+	return f
+}
+
+// fly asks the upstreams, caches what can be cached and ends the flight.
+func (r *Resolver) fly(key string, f *flight, up *dns.Msg) {
+	defer r.wg.Done()
+	ctx, cancel := context.WithTimeout(r.ctx, r.timeout)
+	resp, err := r.ups.exchange(ctx, up)
+	cancel()
+	var e *cache.Entry
+	if err == nil {
+		e, err = r.entry(up, resp)
+	}
+	if err != nil {
+		r.log.Warn("doh: upstreams failed", "err", err)
+		e = r.failure(up, err)
+		f.failed = true
+	} else if e.Rcode == dns.RcodeServerFailure {
+		f.failed = true
+	}
+	if r.cache != nil && !f.failed {
+		r.cache.Put([]byte(key), e)
+	}
+	r.mu.Lock()
+	delete(r.flights, key)
+	r.mu.Unlock()
+	f.e = e
+	close(f.done)
+}
+
+// entry turns an upstream's answer into a cache entry: the question as
+// asked, its records without the upstream's OPT, and any extended errors.
+func (r *Resolver) entry(up, resp *dns.Msg) (*cache.Entry, error) {
+	m := &dns.Msg{
+		MsgHdr: dns.MsgHdr{
+			Response:           true,
+			Authoritative:      resp.Authoritative,
+			RecursionAvailable: true,
+			AuthenticatedData:  resp.AuthenticatedData,
+			Rcode:              resp.Rcode & 0xF,
+		},
+		Compress: true,
+		Question: up.Question,
+		Answer:   resp.Answer,
+		Ns:       resp.Ns,
+	}
+	var opts []byte
+	for _, rr := range resp.Extra {
+		opt, ok := rr.(*dns.OPT)
+		if !ok {
+			m.Extra = append(m.Extra, rr)
+			continue
+		}
+		for _, o := range opt.Option {
+			if ede, ok := o.(*dns.EDNS0_EDE); ok && len(ede.ExtraText) < 512 {
+				opts = append(opts, edeOption(ede.InfoCode, ede.ExtraText)...)
+			}
+		}
+	}
+	e, err := cache.NewEntry(m, r.maxTTL, r.now())
+	if err != nil {
+		return nil, err
+	}
+	e.Rcode = resp.Rcode
+	e.Options = opts
+	return e, nil
+}
+
+// failure is the SERVFAIL for a question no upstream answered, with an
+// extended error saying why (RFC 8914 §4.23, §4.24).
+func (r *Resolver) failure(up *dns.Msg, err error) *cache.Entry {
+	m := &dns.Msg{
+		MsgHdr:   dns.MsgHdr{Response: true, RecursionAvailable: true, Rcode: dns.RcodeServerFailure},
+		Question: up.Question,
+	}
+	e, perr := cache.NewEntry(m, 0, r.now())
+	if perr != nil {
+		// A question that packed once packs again; keep a bare header.
+		e, _ = cache.NewEntry(&dns.Msg{MsgHdr: m.MsgHdr}, 0, r.now())
+	}
+	code := dns.ExtendedErrorCodeNetworkError
+	text := "no upstream answered"
+	if r.ctx.Err() != nil {
+		text = "resolver closed"
+	} else if isTimeout(err) {
+		code = dns.ExtendedErrorCodeNoReachableAuthority
+		text = "upstreams timed out"
+	}
+	e.Options = edeOption(code, text)
+	return e
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}

@@ -1,0 +1,248 @@
+package doh
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+	"github.com/porta443/porta/doh/cache"
+)
+
+// Handler serves DNS over HTTPS (RFC 8484): GET and HEAD with ?dns= (base64url;
+// padding is tolerated), POST with an application/dns-message body. Every DNS
+// outcome is HTTP 200; the status codes are for requests that carry no
+// usable query. It does not look at the path: route to it what should be
+// DoH. The zero value needs only Resolver.
+type Handler struct {
+	// Resolver answers the queries. A *Resolver is served from its
+	// wire-form cache without unpacking anything.
+	Resolver Exchanger
+	// Logger receives request errors, never query content. nil discards.
+	Logger *slog.Logger
+
+	scratch sync.Pool // of *scratch
+}
+
+// scratch is one request's buffers.
+type scratch struct {
+	enc []byte
+	in  []byte
+	out []byte
+	q   query
+}
+
+// maxEncodedQuery is the longest ?dns= value that can hold a DNS message.
+var maxEncodedQuery = base64.RawURLEncoding.EncodedLen(MaxMessageSize) + 2
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		h.fail(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	// A request in HTTP/3 0-RTT data can be replayed: only the idempotent
+	// methods are served there (RFC 8470 §5.2).
+	if r.TLS != nil && !r.TLS.HandshakeComplete && r.Method == http.MethodPost {
+		h.fail(w, http.StatusTooEarly, "POST is not served in 0-RTT")
+		return
+	}
+	if !accepts(r.Header["Accept"]) {
+		h.fail(w, http.StatusNotAcceptable, "answers are "+MediaType)
+		return
+	}
+	s, _ := h.scratch.Get().(*scratch)
+	if s == nil {
+		s = &scratch{in: make([]byte, 0, 512), out: make([]byte, 0, 512)}
+	}
+	defer h.putScratch(s)
+	var status int
+	var why string
+	if r.Method == http.MethodPost {
+		status, why = s.readBody(w, r)
+	} else {
+		status, why = s.decodeQuery(r.URL.RawQuery)
+	}
+	if status != 0 {
+		h.fail(w, status, why)
+		return
+	}
+	q := &s.q
+	if err := parseQuery(s.in, q); err != nil {
+		h.fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	out, maxAge, err := h.answer(r.Context(), s, q)
+	if err != nil {
+		if r.Context().Err() == nil {
+			h.log().Debug("doh: no answer", "err", err)
+			h.fail(w, http.StatusServiceUnavailable, "resolver unavailable")
+		}
+		return
+	}
+	s.out = out
+	hdr := w.Header()
+	hdr.Set("Content-Type", MediaType)
+	hdr.Set("Cache-Control", "max-age="+strconv.FormatUint(uint64(maxAge), 10))
+	hdr.Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(out)
+	}
+}
+
+func (h *Handler) answer(ctx context.Context, s *scratch, q *query) ([]byte, uint32, error) {
+	if res, ok := h.Resolver.(*Resolver); ok {
+		return res.answer(ctx, s.out[:0], s.in, q)
+	}
+	if h.Resolver == nil {
+		return nil, 0, errors.New("doh: Handler has no Resolver")
+	}
+	return exchangeWire(ctx, h.Resolver, s.out[:0], s.in, q)
+}
+
+// exchangeWire answers through any Exchanger: unpack, exchange, and pack
+// the answer with the query's ID, untruncated and padded as asked.
+func exchangeWire(ctx context.Context, ex Exchanger, dst, msg []byte, q *query) ([]byte, uint32, error) {
+	m := new(dns.Msg)
+	if err := m.Unpack(msg); err != nil {
+		return appendError(dst, q, msg, dns.RcodeFormatError, nil), 0, nil
+	}
+	resp, err := ex.Exchange(ctx, m)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, 0, err
+		}
+		ede := edeOption(dns.ExtendedErrorCodeOther, "resolver failed")
+		return appendError(dst, q, msg, dns.RcodeServerFailure, ede), 0, nil
+	}
+	resp.Id = q.id
+	resp.Truncated = false
+	maxAge := cache.Lifetime(resp)
+	if q.padded {
+		if opt := resp.IsEdns0(); opt != nil {
+			pad := &dns.EDNS0_PADDING{}
+			opt.Option = append(opt.Option, pad)
+			n := resp.Len()
+			pad.Padding = make([]byte, (paddingBlock-n%paddingBlock)%paddingBlock)
+		}
+	}
+	out, err := resp.PackBuffer(dst)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, maxAge, nil
+}
+
+// decodeQuery reads the dns parameter of a GET into s.in.
+func (s *scratch) decodeQuery(rawQuery string) (int, string) {
+	v, ok := "", false
+	for rawQuery != "" && !ok {
+		var kv string
+		kv, rawQuery, _ = strings.Cut(rawQuery, "&")
+		v, ok = strings.CutPrefix(kv, "dns=")
+	}
+	if !ok || v == "" {
+		return http.StatusBadRequest, "no dns parameter"
+	}
+	if len(v) > maxEncodedQuery*3 {
+		return http.StatusRequestURITooLong, "dns parameter too long"
+	}
+	if strings.IndexByte(v, '%') >= 0 {
+		u, err := url.QueryUnescape(v)
+		if err != nil {
+			return http.StatusBadRequest, "dns parameter is not base64url"
+		}
+		v = u
+	}
+	if len(v) > maxEncodedQuery {
+		return http.StatusRequestURITooLong, "dns parameter too long"
+	}
+	// RFC 8484 §6 says base64url without padding; padded input is
+	// tolerated, as clients have sent it.
+	if strings.HasSuffix(v, "==") {
+		v = v[:len(v)-2]
+	} else if strings.HasSuffix(v, "=") {
+		v = v[:len(v)-1]
+	}
+	n := base64.RawURLEncoding.DecodedLen(len(v))
+	if cap(s.in) < n {
+		s.in = make([]byte, 0, n)
+	}
+	s.enc = append(s.enc[:0], v...)
+	n, err := base64.RawURLEncoding.Decode(s.in[:n], s.enc)
+	if err != nil {
+		return http.StatusBadRequest, "dns parameter is not base64url"
+	}
+	if n == 0 {
+		return http.StatusBadRequest, "empty query"
+	}
+	s.in = s.in[:n]
+	return 0, ""
+}
+
+// readBody reads a POST body into s.in, never more than a DNS message.
+func (s *scratch) readBody(w http.ResponseWriter, r *http.Request) (int, string) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, _ := strings.Cut(ct, ";")
+	if !strings.EqualFold(strings.TrimSpace(mt), MediaType) {
+		return http.StatusUnsupportedMediaType, "content type must be " + MediaType
+	}
+	if r.ContentLength > MaxMessageSize {
+		return http.StatusRequestEntityTooLarge, "query longer than a DNS message"
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxMessageSize)
+	in := s.in[:0]
+	if r.ContentLength > 0 && cap(in) < int(r.ContentLength) {
+		in = make([]byte, 0, r.ContentLength)
+	}
+	for {
+		if len(in) == cap(in) {
+			in = append(in, 0)[:len(in)]
+		}
+		n, err := body.Read(in[len(in):cap(in)])
+		in = in[:len(in)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			s.in = in
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				return http.StatusRequestEntityTooLarge, "query longer than a DNS message"
+			}
+			return http.StatusBadRequest, "reading body failed"
+		}
+	}
+	s.in = in
+	if len(in) == 0 {
+		return http.StatusBadRequest, "empty query"
+	}
+	return 0, ""
+}
+
+func (h *Handler) putScratch(s *scratch) {
+	if cap(s.in) > 4096 || cap(s.out) > 4096 || cap(s.enc) > 4096 {
+		return // let big buffers go
+	}
+	h.scratch.Put(s)
+}
+
+func (h *Handler) fail(w http.ResponseWriter, status int, why string) {
+	http.Error(w, strconv.Itoa(status)+" "+http.StatusText(status)+": "+why, status)
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return h.Logger
+}
