@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -14,9 +16,7 @@ import (
 var configFlag = &cli.StringFlag{Name: "config", Usage: "read flags from a YAML `FILE`; each key is a flag's name"}
 
 // applyConfigFile sets, from the YAML file named by --config, every flag
-// that the command line did not set. The file is a mapping from flag names
-// to values; a repeatable flag takes a list. Unknown keys, wrong shapes and
-// bad values are errors naming the file, line and key.
+// that the command line did not set.
 func applyConfigFile(c *cli.Context) error {
 	path := c.String("config")
 	if path == "" {
@@ -26,54 +26,83 @@ func applyConfigFile(c *cli.Context) error {
 	if err != nil {
 		return usagef("--config: %w", err)
 	}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if len(bytes.TrimSpace(data)) == 0 {
-			return nil // an empty file sets nothing
-		}
-		return usagef("%s", yamlError(path, err))
-	}
-	if len(doc.Content) == 0 {
-		return nil
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return usagef("%s:%d: want a mapping of flag names to values", path, root.Line)
-	}
-	flags := map[string]cli.Flag{}
+	flags := map[string]bool{} // name → repeatable
 	for _, f := range c.Command.Flags {
+		_, repeatable := f.(*cli.StringSliceFlag)
 		for _, name := range f.Names() {
-			flags[name] = f
+			if name != "config" && name != "help" {
+				flags[name] = repeatable
+			}
 		}
 	}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], root.Content[i+1]
-		key := k.Value
-		f, ok := flags[key]
-		if !ok || key == "config" || key == "help" {
-			return usagef("%s:%d: unknown key %q", path, k.Line, key)
-		}
-		if c.IsSet(key) {
+	entries, err := parseConfig(path, data, flags)
+	if err != nil {
+		return usageError{err}
+	}
+	for _, e := range entries {
+		if c.IsSet(e.key) {
 			continue // the command line wins
 		}
-		values, err := scalarValues(v, isRepeatable(f))
-		if err != nil {
-			return usagef("%s:%d: %s: %w", path, v.Line, key, err)
-		}
-		for _, val := range values {
-			if err := c.Set(key, val); err != nil {
-				return usagef("%s:%d: %s: %w", path, v.Line, key, err)
+		for _, v := range e.values {
+			if err := c.Set(e.key, v); err != nil {
+				return usagef("%s:%d: %s: %w", path, e.line, e.key, err)
 			}
 		}
 	}
 	return nil
 }
 
-func scalarValues(v *yaml.Node, repeatable bool) ([]string, error) {
+// configEntry is one key of a config file with its values as a flag
+// would take them on the command line.
+type configEntry struct {
+	key    string
+	line   int
+	values []string
+}
+
+// parseConfig reads a config file: a YAML mapping from flag names to
+// plain values, or lists of them for repeatable flags. Unknown keys and
+// wrong shapes are errors naming the file, line and key.
+func parseConfig(path string, data []byte, flags map[string]bool) ([]configEntry, error) {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil // an empty file, or only comments, sets nothing
+		}
+		return nil, errors.New(yamlError(path, err))
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: want a mapping of flag names to values", path, root.Line)
+	}
+	var entries []configEntry
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		repeatable, ok := flags[k.Value]
+		if !ok || k.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("%s:%d: unknown key %q", path, k.Line, k.Value)
+		}
+		if seen[k.Value] {
+			return nil, fmt.Errorf("%s:%d: %s: given twice", path, k.Line, k.Value)
+		}
+		seen[k.Value] = true
+		values, err := plainValues(v, repeatable)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %s: %w", path, v.Line, k.Value, err)
+		}
+		entries = append(entries, configEntry{key: k.Value, line: v.Line, values: values})
+	}
+	return entries, nil
+}
+
+func plainValues(v *yaml.Node, repeatable bool) ([]string, error) {
 	switch {
 	case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
-		return nil, fmt.Errorf("no value")
+		return nil, errors.New("no value")
 	case v.Kind == yaml.ScalarNode:
 		return []string{v.Value}, nil
 	case v.Kind == yaml.SequenceNode && repeatable:
@@ -86,14 +115,9 @@ func scalarValues(v *yaml.Node, repeatable bool) ([]string, error) {
 		}
 		return out, nil
 	case v.Kind == yaml.SequenceNode:
-		return nil, fmt.Errorf("takes one value, not a list")
+		return nil, errors.New("takes one value, not a list")
 	}
-	return nil, fmt.Errorf("want a plain value")
-}
-
-func isRepeatable(f cli.Flag) bool {
-	_, ok := f.(*cli.StringSliceFlag)
-	return ok
+	return nil, errors.New("want a plain value")
 }
 
 // yamlError turns yaml's "yaml: line 3: did not find expected key" into
