@@ -1,0 +1,149 @@
+package tunnel
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// tunnelConn is a tunneled TCP connection. Its CONNECT is sent lazily,
+// by the first Write (which carries the first bytes along) or Read, so
+// DialContext need not wait a round trip.
+type tunnelConn struct {
+	d      *Dialer
+	s      session
+	target string
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	st       clientStream // nil until started
+	startErr error
+	rdl, wdl time.Time // deadlines set before the stream existed
+	closed   bool
+}
+
+func newTunnelConn(d *Dialer, s session, target string) *tunnelConn {
+	ctx, cancel := context.WithCancel(d.ctx)
+	return &tunnelConn{d: d, s: s, target: target, ctx: ctx, cancel: cancel}
+}
+
+// stream returns the started stream, starting it if need be.
+func (c *tunnelConn) stream() (clientStream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, net.ErrClosed
+	}
+	if c.st == nil && c.startErr == nil {
+		c.st, c.startErr = c.s.open(c.ctx, c.target)
+		if c.st != nil {
+			if !c.rdl.IsZero() {
+				c.st.SetReadDeadline(c.rdl)
+			}
+			if !c.wdl.IsZero() {
+				c.st.SetWriteDeadline(c.wdl)
+			}
+		}
+	}
+	return c.st, c.startErr
+}
+
+func (c *tunnelConn) Read(p []byte) (int, error) {
+	st, err := c.stream()
+	if err != nil {
+		return 0, c.opErr("read", err)
+	}
+	if err := st.response(); err != nil {
+		if h2, ok := st.(*h2ClientStream); ok && h2.timedOut.Load() {
+			err = errTimeout
+		}
+		return 0, c.opErr("read", err)
+	}
+	n, err := st.Read(p)
+	if err != nil && err != io.EOF {
+		err = c.opErr("read", err)
+	}
+	return n, err
+}
+
+func (c *tunnelConn) Write(p []byte) (int, error) {
+	st, err := c.stream()
+	if err != nil {
+		return 0, c.opErr("write", err)
+	}
+	n, err := st.Write(p)
+	if err != nil {
+		err = c.opErr("write", err)
+	}
+	return n, err
+}
+
+// CloseWrite half-closes the connection: the target reads EOF, and
+// reading from it goes on.
+func (c *tunnelConn) CloseWrite() error {
+	st, err := c.stream()
+	if err != nil {
+		return c.opErr("close", err)
+	}
+	return st.CloseWrite()
+}
+
+func (c *tunnelConn) Close() error {
+	c.cancel() // first: it unblocks a stream still being opened
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return net.ErrClosed
+	}
+	c.closed = true
+	st := c.st
+	c.mu.Unlock()
+	if st != nil {
+		return st.Close()
+	}
+	return nil
+}
+
+func (c *tunnelConn) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// Addr is the address of either end of a tunneled connection.
+type Addr struct {
+	Proto string // "h2" or "h3"
+	Host  string // host:port
+}
+
+func (a Addr) Network() string { return "tunnel+" + a.Proto }
+func (a Addr) String() string  { return a.Host }
+
+func (c *tunnelConn) LocalAddr() net.Addr  { return Addr{Proto: c.s.proto(), Host: "tunnel"} }
+func (c *tunnelConn) RemoteAddr() net.Addr { return Addr{Proto: c.s.proto(), Host: c.target} }
+
+func (c *tunnelConn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	return c.SetWriteDeadline(t)
+}
+
+func (c *tunnelConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rdl = t
+	if c.st != nil {
+		return c.st.SetReadDeadline(t)
+	}
+	return nil
+}
+
+func (c *tunnelConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wdl = t
+	if c.st != nil {
+		return c.st.SetWriteDeadline(t)
+	}
+	return nil
+}

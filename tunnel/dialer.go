@@ -1,0 +1,333 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// DialerConfig configures a Dialer.
+type DialerConfig struct {
+	// Servers are https://NAME:TOKEN@host[:port] URLs (port 443 if
+	// omitted). With several, the Dialer fails over in order.
+	Servers []string
+	// RootCAs verifies the servers' certificates. Nil: the system roots.
+	RootCAs *x509.CertPool
+	// Pin, if set, is the server key's SHA-256 in the form
+	// "sha256//BASE64" (of the certificate's SubjectPublicKeyInfo, as
+	// curl's --pinnedpubkey and porta server --self-signed print it). The
+	// pin replaces chain verification.
+	Pin string
+	// Insecure skips verifying the server (testing only).
+	Insecure bool
+	// Transport is "auto" (or ""), "h2" or "h3". Auto races both at
+	// connect and keeps HTTP/2 unless it fails or is much slower to
+	// connect than HTTP/3, and skips a transport that failed recently.
+	Transport string
+	// ConnectTimeout bounds connecting to one server. Zero: 10 seconds.
+	ConnectTimeout time.Duration
+	// HTTP2 tunes the HTTP/2 connection. Nil: ClientHTTP2Config().
+	HTTP2 *http.HTTP2Config
+	// QUIC tunes the QUIC connection. Nil: ClientQUICConfig().
+	QUIC *quic.Config
+	// Logger receives connection events. Nil: discard.
+	Logger *slog.Logger
+}
+
+// Dialer opens tunneled TCP connections through a porta server. It keeps
+// one connection to one server and opens a CONNECT stream per DialContext.
+// It is safe for concurrent use.
+type Dialer struct {
+	cfg     DialerConfig
+	servers []*serverInfo
+	log     *slog.Logger
+	pool    bufPool
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+
+	mu         sync.Mutex
+	cur        session
+	connecting chan struct{} // closed when the running connect ends
+	connErr    error
+	closed     bool
+	wg         sync.WaitGroup // connects and conns in flight
+}
+
+type serverInfo struct {
+	url       *url.URL
+	addr      string // host:port
+	host      string // for SNI
+	auth      string // Proxy-Authorization value
+	tls       *tls.Config
+	failed    int       // consecutive failures, for backoff
+	notBefore time.Time // backoff
+	h2Failed  time.Time // auto: when HTTP/2 last failed
+	h3Failed  time.Time
+}
+
+// NewDialer validates cfg and returns a Dialer. It does not connect yet.
+func NewDialer(cfg DialerConfig) (*Dialer, error) {
+	switch cfg.Transport {
+	case "":
+		cfg.Transport = "auto"
+	case "auto", "h2", "h3":
+	default:
+		return nil, fmt.Errorf("tunnel: transport %q: want auto, h2 or h3", cfg.Transport)
+	}
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("tunnel: no servers")
+	}
+	if cfg.ConnectTimeout < 0 {
+		return nil, errors.New("tunnel: negative ConnectTimeout")
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.HTTP2 == nil {
+		cfg.HTTP2 = ClientHTTP2Config()
+	}
+	if cfg.QUIC == nil {
+		cfg.QUIC = ClientQUICConfig()
+	}
+	var pin []byte
+	if cfg.Pin != "" {
+		b64, ok := strings.CutPrefix(cfg.Pin, "sha256//")
+		var err error
+		if pin, err = base64.StdEncoding.DecodeString(b64); !ok || err != nil || len(pin) != sha256.Size {
+			return nil, fmt.Errorf("tunnel: pin %q: want sha256//BASE64 of 32 bytes", cfg.Pin)
+		}
+	}
+	d := &Dialer{cfg: cfg, log: cfg.Logger}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	for i, s := range cfg.Servers {
+		si, err := parseServer(s, cfg, pin)
+		if err != nil {
+			return nil, fmt.Errorf("tunnel: server %d: %w", i+1, err)
+		}
+		d.servers = append(d.servers, si)
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d, nil
+}
+
+func parseServer(s string, cfg DialerConfig, pin []byte) (*serverInfo, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, errors.New("not a URL") // the error would echo the token
+	}
+	if u.Scheme != "https" || u.Host == "" || u.User == nil {
+		return nil, fmt.Errorf("want https://NAME:TOKEN@host[:port], got %s", u.Redacted())
+	}
+	name := u.User.Username()
+	token, _ := u.User.Password()
+	if name == "" || token == "" {
+		return nil, fmt.Errorf("%s: missing NAME or TOKEN", u.Redacted())
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	si := &serverInfo{
+		url:  u,
+		host: u.Hostname(),
+		addr: net.JoinHostPort(u.Hostname(), port),
+		auth: "Basic " + base64.StdEncoding.EncodeToString([]byte(name+":"+token)),
+	}
+	si.tls = &tls.Config{ServerName: si.host, RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.Insecure}
+	if pin != nil {
+		si.tls.InsecureSkipVerify = true
+		si.tls.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("tunnel: server sent no certificate")
+			}
+			sum := sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)
+			if string(sum[:]) != string(pin) {
+				return errors.New("tunnel: server key does not match the pin")
+			}
+			return nil
+		}
+	}
+	return si, nil
+}
+
+// DialContext returns a connection to address ("host:port") through the
+// tunnel. Over a live tunnel it returns at once: the CONNECT goes out with
+// the first Write (or Read), so a new connection costs one round trip, and
+// a refusal by the server surfaces as the error of that Read or Write.
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("tunnel: network %q not supported", network)
+	}
+	if _, _, err := net.SplitHostPort(address); err != nil {
+		return nil, fmt.Errorf("tunnel: %w", err)
+	}
+	s, err := d.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.newConn(address), nil
+}
+
+// Dial is DialContext with a background context.
+func (d *Dialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+// Protocol reports the transport in use ("h2" or "h3"), or "" if not
+// connected.
+func (d *Dialer) Protocol() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cur == nil || !d.cur.alive() {
+		return ""
+	}
+	return d.cur.proto()
+}
+
+// Close closes the connection to the server and every tunneled
+// connection on it.
+func (d *Dialer) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	cur := d.cur
+	d.cur = nil
+	d.mu.Unlock()
+	d.cancel()
+	var err error
+	if cur != nil {
+		err = cur.close()
+	}
+	d.wg.Wait()
+	return err
+}
+
+var errDialerClosed = errors.New("tunnel: dialer closed")
+
+// session returns the live session, connecting if there is none. Only one
+// connect runs at a time; concurrent callers wait for it.
+func (d *Dialer) session(ctx context.Context) (session, error) {
+	for {
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return nil, errDialerClosed
+		}
+		if d.cur != nil && d.cur.alive() {
+			s := d.cur
+			d.mu.Unlock()
+			return s, nil
+		}
+		if d.cur != nil {
+			old := d.cur
+			d.cur = nil
+			go old.close() // its streams end with it
+		}
+		ch := d.connecting
+		if ch == nil {
+			ch = make(chan struct{})
+			d.connecting = ch
+			d.wg.Add(1)
+			go d.connect(ch)
+		}
+		d.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		d.mu.Lock()
+		err, cur := d.connErr, d.cur
+		d.mu.Unlock()
+		if cur == nil {
+			return nil, err
+		}
+	}
+}
+
+// connect tries the servers in order, skipping those in backoff (unless
+// all are), and installs the first session that works.
+func (d *Dialer) connect(done chan struct{}) {
+	defer d.wg.Done()
+	var errs []error
+	var s session
+	for _, si := range d.orderedServers() {
+		d.mu.Lock()
+		wait := time.Until(si.notBefore)
+		d.mu.Unlock()
+		if wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-d.ctx.Done():
+			}
+		}
+		if d.ctx.Err() != nil {
+			errs = append(errs, errDialerClosed)
+			break
+		}
+		var err error
+		s, err = d.connectServer(si)
+		d.mu.Lock()
+		if err != nil {
+			si.failed++
+			backoff := min(time.Duration(1<<min(si.failed, 6))*250*time.Millisecond, 15*time.Second)
+			si.notBefore = time.Now().Add(backoff/2 + rand.N(backoff/2+1))
+			d.mu.Unlock()
+			d.log.Warn("tunnel server unreachable", "server", si.url.Redacted(), "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", si.addr, err))
+			continue
+		}
+		si.failed = 0
+		si.notBefore = time.Time{}
+		d.mu.Unlock()
+		d.log.Info("tunnel connected", "server", si.addr, "proto", s.proto())
+		break
+	}
+	d.mu.Lock()
+	if s != nil && d.closed {
+		s.close()
+		s = nil
+	}
+	d.cur = s
+	d.connErr = nil
+	if s == nil {
+		d.connErr = fmt.Errorf("tunnel: no server reachable: %w", errors.Join(errs...))
+	}
+	d.connecting = nil
+	close(done)
+	d.mu.Unlock()
+}
+
+// orderedServers lists servers not in backoff first, in configured order.
+func (d *Dialer) orderedServers() []*serverInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	var ready, waiting []*serverInfo
+	for _, si := range d.servers {
+		if si.notBefore.After(now) {
+			waiting = append(waiting, si)
+		} else {
+			ready = append(ready, si)
+		}
+	}
+	return append(ready, waiting...)
+}

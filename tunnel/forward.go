@@ -1,0 +1,81 @@
+package tunnel
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+)
+
+// newForwarder builds the reverse proxy that carries absolute-form requests
+// (GET http://host/path), as browsers send them to an HTTP proxy. Its
+// connections are dialed through the egress policy and never reused, so no
+// idle connection outlives its request.
+func (h *Handler) newForwarder() *httputil.ReverseProxy {
+	tr := &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			r, _ := ctx.Value(forwardKey{}).(*forwardInfo)
+			if r == nil {
+				return nil, fmt.Errorf("%w: no request", ErrBadTarget)
+			}
+			c, err := h.egress.dial(ctx, addr, r.local)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{TCPConn: c, us: r.us}, nil
+		},
+		DisableKeepAlives:      true,
+		DisableCompression:     true,
+		ResponseHeaderTimeout:  0,
+		MaxResponseHeaderBytes: 1 << 20,
+	}
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:     tr,
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeProxyError(w, r, h.cfg.ProxyName, err)
+		},
+	}
+}
+
+type forwardKey struct{}
+
+type forwardInfo struct {
+	us    *user
+	local netip.Addr
+}
+
+// serveForward proxies an authenticated absolute-form HTTP/1 request.
+func (h *Handler) serveForward(w http.ResponseWriter, r *http.Request, us *user) {
+	if r.URL.Scheme != "http" || r.URL.Host == "" {
+		writeProxyError(w, r, h.cfg.ProxyName, fmt.Errorf("%w: absolute-form needs an http:// URL", ErrBadTarget))
+		return
+	}
+	http.NewResponseController(w).EnableFullDuplex()
+	ctx := context.WithValue(r.Context(), forwardKey{}, &forwardInfo{us: us, local: localAddr(r)})
+	h.forward.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// countingConn adds a forwarded connection's bytes to its user's counters.
+type countingConn struct {
+	*net.TCPConn
+	us *user
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	c.us.c.bytesDown.Add(uint64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.TCPConn.Write(p)
+	c.us.c.bytesUp.Add(uint64(n))
+	return n, err
+}

@@ -1,0 +1,208 @@
+package tunnel
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// HandlerConfig configures a Handler. The zero value is a Handler with no
+// users, which sends every request to a 404 page.
+type HandlerConfig struct {
+	// Next serves everything that is not an authenticated proxy request:
+	// the website. It sees such requests exactly as they arrived.
+	// Nil: http.NotFoundHandler().
+	Next http.Handler
+	// Users may use the tunnel. Nil: nobody.
+	Users *Users
+	// Resolver resolves target names. Nil: net.DefaultResolver.
+	Resolver Resolver
+	// AllowPrivate lets tunnels reach loopback, private, link-local and
+	// the server's own addresses (the --allow-private flag).
+	AllowPrivate bool
+	// DialTimeout bounds resolving and connecting to a target.
+	// Zero: 10 seconds.
+	DialTimeout time.Duration
+	// IdleTimeout closes a tunnel that moved no bytes in either direction
+	// for this long. Zero: 5 minutes.
+	IdleTimeout time.Duration
+	// ProxyName names this proxy in Proxy-Status headers. "": "porta".
+	ProxyName string
+	// Logger receives one debug line per tunnel. Nil: discard.
+	Logger *slog.Logger
+}
+
+// Handler is the http.Handler the server puts in front of its router, for
+// HTTP/1.1, HTTP/2 and HTTP/3 alike. Authenticated proxy requests are
+// tunneled; everything else goes to Next untouched.
+type Handler struct {
+	cfg     HandlerConfig
+	next    http.Handler
+	egress  *egress
+	pool    bufPool
+	forward *httputil.ReverseProxy
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	active map[*relay]struct{}
+	wg     sync.WaitGroup
+}
+
+// NewHandler validates cfg and returns a Handler.
+func NewHandler(cfg HandlerConfig) (*Handler, error) {
+	if cfg.DialTimeout < 0 || cfg.IdleTimeout < 0 {
+		return nil, errors.New("tunnel: negative timeout")
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 5 * time.Minute
+	}
+	if cfg.ProxyName == "" {
+		cfg.ProxyName = "porta"
+	}
+	h := &Handler{cfg: cfg, next: cfg.Next, log: cfg.Logger, active: map[*relay]struct{}{}}
+	if h.next == nil {
+		h.next = http.NotFoundHandler()
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.egress = &egress{
+		resolver:     cfg.Resolver,
+		allowPrivate: cfg.AllowPrivate,
+		dialTimeout:  cfg.DialTimeout,
+		prefixes:     prohibitedPrefixes(),
+		own:          sync.OnceValue(interfaceAddrs),
+	}
+	h.forward = h.newForwarder()
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isProxyRequest(r) {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	// Exactly one Proxy-Authorization header, or the request is not ours.
+	vals := r.Header.Values("Proxy-Authorization")
+	if len(vals) != 1 {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	name, token, ok := parseProxyAuth(vals[0])
+	if !ok {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	us, ok := h.cfg.Users.authenticate(name, token)
+	if !ok {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	// From here on the client has proved who it is and gets real errors.
+	if err := h.begin(); err != nil {
+		writeProxyError(w, r, h.cfg.ProxyName, err)
+		return
+	}
+	defer h.wg.Done()
+	if err := us.acquire(); err != nil {
+		writeProxyError(w, r, h.cfg.ProxyName, err)
+		return
+	}
+	defer us.release()
+	if r.Method == http.MethodConnect {
+		h.serveConnect(w, r, us)
+		return
+	}
+	h.serveForward(w, r, us)
+}
+
+// isProxyRequest reports whether r asks to be proxied: a CONNECT on any
+// version, or an HTTP/1 request in absolute form.
+func isProxyRequest(r *http.Request) bool {
+	if r.Method == http.MethodConnect {
+		return true
+	}
+	return r.ProtoMajor == 1 && r.URL.IsAbs()
+}
+
+var errClosed = errors.New("tunnel: handler is closed")
+
+var errNotSupported = errors.New("tunnel: not supported")
+
+func (h *Handler) begin() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return errClosed
+	}
+	h.wg.Add(1)
+	return nil
+}
+
+// Close aborts every open tunnel and waits for their handlers to return.
+// Requests that arrive later are answered with an error (authenticated) or
+// passed to Next as always (everyone else).
+func (h *Handler) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	for rl := range h.active {
+		rl.abort()
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+	return nil
+}
+
+func (h *Handler) track(rl *relay) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.active[rl] = struct{}{}
+	return true
+}
+
+func (h *Handler) untrack(rl *relay) {
+	h.mu.Lock()
+	delete(h.active, rl)
+	h.mu.Unlock()
+}
+
+// Active reports how many tunnels are open.
+func (h *Handler) Active() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.active)
+}
+
+// localAddr is the server address r arrived on, if known.
+func localAddr(r *http.Request) netip.Addr {
+	a, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if a == nil {
+		return netip.Addr{}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
+}
+
+func (h *Handler) logf(r *http.Request, us *user, msg string, err error) {
+	if err != nil {
+		h.log.Debug(msg, "user", us.name, "target", r.Host, "proto", r.Proto, "err", err)
+		return
+	}
+	h.log.Debug(msg, "user", us.name, "target", r.Host, "proto", r.Proto)
+}

@@ -1,0 +1,293 @@
+package tunnel
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/porta443/porta/internal/testenv"
+	"github.com/quic-go/quic-go/http3"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// modes are the transports every tunnel test runs over.
+var modes = []string{"h1", "h2", "h3"}
+
+// run runs f once per transport, like net/http's run(t, f).
+func run(t *testing.T, f func(t *testing.T, mode string)) {
+	t.Helper()
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { f(t, mode) })
+	}
+}
+
+const (
+	testUser  = "alice"
+	testToken = "s3cret-token"
+)
+
+func testUsers(t testing.TB, entries ...string) *Users {
+	t.Helper()
+	if len(entries) == 0 {
+		entries = []string{testUser + ":" + testToken}
+	}
+	u, err := NewUsers(UsersConfig{Users: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// testServer serves one handler over TLS (HTTP/1.1 and HTTP/2) and QUIC
+// (HTTP/3) on the same 127.0.0.1 port, with the settings porta's server
+// uses.
+type testServer struct {
+	addr string
+	cert *testenv.Cert
+	h    *Handler // nil when the server runs a bare website
+	tcp  net.Listener
+	udp  net.PacketConn
+}
+
+// newTestServer serves handler (a *Handler, or a bare website).
+func newTestServer(t testing.TB, handler http.Handler) *testServer {
+	t.Helper()
+	cert := testenv.NewCert(t)
+	var tcp net.Listener
+	var udp net.PacketConn
+	for i := 0; ; i++ {
+		var err error
+		tcp, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		udp, err = net.ListenPacket("udp", tcp.Addr().String())
+		if err == nil {
+			break
+		}
+		tcp.Close()
+		if i == 20 {
+			t.Fatal(err)
+		}
+	}
+	ts := &testServer{addr: tcp.Addr().String(), cert: cert, tcp: tcp, udp: udp}
+	ts.h, _ = handler.(*Handler)
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, NextProtos: []string{"h2", "http/1.1"}}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetHTTP2(true)
+	hs := &http.Server{
+		Handler:   handler,
+		TLSConfig: tlsConf,
+		Protocols: &protos,
+		HTTP2:     ServerHTTP2Config(),
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	h3s := &http3.Server{
+		Handler:    handler,
+		TLSConfig:  http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert.TLS}}),
+		QUICConfig: ServerQUICConfig(),
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); hs.ServeTLS(tcp, "", "") }()
+	go func() { defer wg.Done(); h3s.Serve(udp) }()
+	t.Cleanup(func() {
+		if ts.h != nil {
+			ts.h.Close()
+		}
+		hs.Close()
+		h3s.Close()
+		udp.Close()
+		wg.Wait()
+	})
+	return ts
+}
+
+// newTunnelServer runs a Handler in front of a small website.
+func newTunnelServer(t testing.TB, cfg HandlerConfig) *testServer {
+	t.Helper()
+	if cfg.Next == nil {
+		cfg.Next = newWebsite(t)
+	}
+	if cfg.Users == nil {
+		cfg.Users = testUsers(t)
+	}
+	h, err := NewHandler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestServer(t, h)
+}
+
+func basicAuth(user, token string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+token))
+}
+
+// newDialer is a Dialer for ts over mode ("h2" or "h3").
+func newDialer(t testing.TB, ts *testServer, mode, user, token string) *Dialer {
+	t.Helper()
+	d, err := NewDialer(DialerConfig{
+		Servers:   []string{"https://" + user + ":" + token + "@" + ts.addr},
+		RootCAs:   ts.cert.Pool,
+		Transport: mode,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// halfCloser is a connection that can half-close.
+type halfCloser interface {
+	net.Conn
+	CloseWrite() error
+}
+
+// dialVia opens a tunneled connection to target: a raw HTTP/1.1 CONNECT
+// over TLS for h1, a Dialer stream for h2 and h3.
+func dialVia(t testing.TB, ts *testServer, mode, target string) halfCloser {
+	t.Helper()
+	c, err := tryDialVia(t, ts, mode, target, testUser, testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func tryDialVia(t testing.TB, ts *testServer, mode, target, user, token string) (halfCloser, error) {
+	if mode == "h1" {
+		return connectH1(ts, target, basicAuth(user, token))
+	}
+	d := newDialer(t, ts, mode, user, token)
+	c, err := d.DialContext(context.Background(), "tcp", target)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(halfCloser), nil
+}
+
+// h1Conn is a tunnel made by an HTTP/1.1 CONNECT.
+type h1Conn struct {
+	*tls.Conn
+	br *bufio.Reader
+}
+
+func (c *h1Conn) Read(p []byte) (int, error) { return c.br.Read(p) }
+
+// connectH1 sends a CONNECT over a new TLS connection and returns the
+// tunnel, or a *RefusedError for a non-2xx answer.
+func connectH1(ts *testServer, target, auth string) (*h1Conn, error) {
+	tc, err := tls.Dial("tcp", ts.addr, ts.cert.ClientTLS("http/1.1"))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(tc, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n", target, target, auth)
+	br := bufio.NewReader(tc)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		tc.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		tc.Close()
+		return nil, &RefusedError{Status: resp.StatusCode, ProxyStatus: resp.Header.Get("Proxy-Status")}
+	}
+	return &h1Conn{Conn: tc, br: br}, nil
+}
+
+// serveTarget runs a TCP server on 127.0.0.1 calling handle for each
+// connection; it waits for the handlers at cleanup.
+func serveTarget(t testing.TB, handle func(c *net.TCPConn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c.(*net.TCPConn))
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// echoTarget echoes until EOF, then closes.
+func echoTarget(t testing.TB) string {
+	return serveTarget(t, func(c *net.TCPConn) { io.Copy(c, c) })
+}
+
+// mapResolver resolves names from a map and fails for the rest; it never
+// touches the network.
+type mapResolver map[string][]netip.Addr
+
+var errNoSuchHost = errors.New("no such host")
+
+func (m mapResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if as, ok := m[host]; ok {
+		return as, nil
+	}
+	return nil, &net.DNSError{Err: errNoSuchHost.Error(), Name: host, IsNotFound: true}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func portOf(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}

@@ -1,0 +1,68 @@
+package tunnel
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// session is one live connection to a server, over HTTP/2 or HTTP/3.
+type session interface {
+	// open sends a CONNECT for target and returns its stream without
+	// waiting for the response.
+	open(ctx context.Context, target string) (clientStream, error)
+	alive() bool
+	proto() string
+	close() error
+	newConn(target string) net.Conn
+}
+
+// clientStream is one CONNECT stream seen from the client.
+type clientStream interface {
+	Write(p []byte) (int, error)
+	// response waits for the server's answer and returns nil for a 2xx.
+	response() error
+	Read(p []byte) (int, error)
+	CloseWrite() error
+	// Close ends the stream, resetting it if it is not done.
+	Close() error
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+}
+
+// RefusedError is the error a tunneled connection's Read or Write returns
+// when the server answered its CONNECT with something other than 2xx.
+type RefusedError struct {
+	Status      int    // the HTTP status
+	ProxyStatus string // the Proxy-Status header, if any (RFC 9209)
+}
+
+func (e *RefusedError) Error() string {
+	s := fmt.Sprintf("tunnel: server refused: %d %s", e.Status, http.StatusText(e.Status))
+	if e.ProxyStatus != "" {
+		s += " (" + e.ProxyStatus + ")"
+	}
+	return s
+}
+
+func checkResponse(resp *http.Response) error {
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	resp.Body.Close()
+	return &RefusedError{Status: resp.StatusCode, ProxyStatus: resp.Header.Get("Proxy-Status")}
+}
+
+// connectRequest is the CONNECT for target, authenticated as si's user.
+func connectRequest(ctx context.Context, si *serverInfo, target string) *http.Request {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodConnect, "https://"+si.addr, nil)
+	req.Host = target
+	req.Header.Set("Proxy-Authorization", si.auth)
+	return req
+}
+
+// errTimeout is returned by a read or write past its deadline.
+var errTimeout = os.ErrDeadlineExceeded
