@@ -291,3 +291,7 @@ func portOf(addr string) int {
 	n, _ := strconv.Atoi(p)
 	return n
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func timeNowPlus(d time.Duration) time.Time { return time.Now().Add(d) }
