@@ -72,13 +72,13 @@ func rawH1(t *testing.T, ts *testServer, raw string) string {
 
 func probeRequestsH1(target string) map[string]string {
 	reqs := map[string]string{
-		"GET /":                "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
-		"GET file":             "GET /notes.txt HTTP/1.1\r\nHost: localhost\r\n\r\n",
-		"GET missing":          "GET /missing HTTP/1.1\r\nHost: localhost\r\n\r\n",
-		"HEAD /":               "HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n",
-		"OPTIONS *":            "OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n",
-		"CONNECT HTTP/1.0":     "CONNECT example.com:443 HTTP/1.0\r\n\r\n",
-		"GET / valid proxy":    "GET / HTTP/1.1\r\nHost: localhost\r\nProxy-Authorization: " + basicAuth(testUser, testToken) + "\r\n\r\n",
+		"GET /":             "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+		"GET file":          "GET /notes.txt HTTP/1.1\r\nHost: localhost\r\n\r\n",
+		"GET missing":       "GET /missing HTTP/1.1\r\nHost: localhost\r\n\r\n",
+		"HEAD /":            "HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+		"OPTIONS *":         "OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n",
+		"CONNECT HTTP/1.0":  "CONNECT example.com:443 HTTP/1.0\r\n\r\n",
+		"GET / valid proxy": "GET / HTTP/1.1\r\nHost: localhost\r\nProxy-Authorization: " + basicAuth(testUser, testToken) + "\r\n\r\n",
 		"CONNECT valid in Authorization": "CONNECT " + target + " HTTP/1.1\r\nHost: " + target +
 			"\r\nAuthorization: " + basicAuth(testUser, testToken) + "\r\n\r\n",
 		"garbage": "\x16\x03\x01 hello?\r\n\r\n",
