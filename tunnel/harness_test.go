@@ -68,6 +68,13 @@ type testServer struct {
 // newTestServer serves handler (a *Handler, or a bare website).
 func newTestServer(t testing.TB, handler http.Handler) *testServer {
 	t.Helper()
+	return newTestServerWrapped(t, handler, nil, nil)
+}
+
+// newTestServerWrapped is newTestServer with the listeners wrapped, e.g. to
+// count what arrives.
+func newTestServerWrapped(t testing.TB, handler http.Handler, wrapTCP func(net.Listener) net.Listener, wrapUDP func(net.PacketConn) net.PacketConn) *testServer {
+	t.Helper()
 	cert := testenv.NewCert(t)
 	var tcp net.Listener
 	var udp net.PacketConn
@@ -85,6 +92,12 @@ func newTestServer(t testing.TB, handler http.Handler) *testServer {
 		if i == 20 {
 			t.Fatal(err)
 		}
+	}
+	if wrapTCP != nil {
+		tcp = wrapTCP(tcp)
+	}
+	if wrapUDP != nil {
+		udp = wrapUDP(udp)
 	}
 	ts := &testServer{addr: tcp.Addr().String(), cert: cert, tcp: tcp, udp: udp}
 	ts.h, _ = handler.(*Handler)
