@@ -41,7 +41,7 @@ type testUpstream struct {
 	last    *dns.Msg // the last query received
 }
 
-func newTestUpstream(t *testing.T) *testUpstream {
+func newTestUpstream(t testing.TB) *testUpstream {
 	t.Helper()
 	u := &testUpstream{ttl: 300}
 	var ln net.Listener

@@ -1,0 +1,190 @@
+package cache
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+func answer(name string, ttls ...uint32) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	m.Response = true
+	m.Compress = true
+	for i, ttl := range ttls {
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: m.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: net.IPv4(192, 0, 2, byte(i))})
+	}
+	return m
+}
+
+func TestEntryCountsDown(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	m := answer("www.example", 300, 60)
+	m.Ns = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: "example.", Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 100}, Ns: "ns.example."}}
+	e, err := NewEntry(m, 86400, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.TTL() != 60 {
+		t.Fatalf("lifetime %d, want the smallest TTL 60", e.TTL())
+	}
+	for _, tt := range []struct {
+		after time.Duration
+		stale bool
+		want  []uint32
+	}{
+		{0, false, []uint32{300, 60, 100}},
+		{59 * time.Second, false, []uint32{241, 1, 41}},
+		{90 * time.Second, false, []uint32{210, 0, 10}},
+		{90 * time.Second, true, []uint32{StaleTTL, StaleTTL, StaleTTL}},
+	} {
+		got := new(dns.Msg)
+		if err := got.Unpack(e.AppendTo(nil, now.Add(tt.after), tt.stale)); err != nil {
+			t.Fatal(err)
+		}
+		ttls := []uint32{got.Answer[0].Header().Ttl, got.Answer[1].Header().Ttl, got.Ns[0].Header().Ttl}
+		if fmt.Sprint(ttls) != fmt.Sprint(tt.want) {
+			t.Errorf("after %v stale=%v: TTLs %v, want %v", tt.after, tt.stale, ttls, tt.want)
+		}
+	}
+	if e.Fresh(now.Add(60*time.Second)) || !e.Fresh(now.Add(59*time.Second)) {
+		t.Error("freshness does not end at the lifetime")
+	}
+	if capped, _ := NewEntry(answer("x", 1<<30), 3600, now); capped.TTL() != 3600 {
+		t.Errorf("lifetime %d, want the cap 3600", capped.TTL())
+	}
+}
+
+func TestLifetime(t *testing.T) {
+	soa := func(ttl, minimum uint32) dns.RR {
+		return &dns.SOA{Hdr: dns.RR_Header{Name: "example.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl}, Ns: "ns.", Mbox: "m.", Minttl: minimum}
+	}
+	nx := answer("nx.example")
+	nx.Rcode = dns.RcodeNameError
+	nx.Ns = []dns.RR{soa(300, 60)}
+	nodata := answer("nodata.example")
+	nodata.Ns = []dns.RR{soa(30, 600)}
+	bare := answer("bare.example")
+	fail := answer("fail.example")
+	fail.Rcode = dns.RcodeServerFailure
+	fail.Ns = []dns.RR{soa(300, 300)}
+	tc := answer("tc.example", 300)
+	tc.Truncated = true
+	for _, tt := range []struct {
+		m    *dns.Msg
+		want uint32
+	}{
+		{answer("a.example", 50, 40), 40}, {nx, 60}, {nodata, 30}, {bare, 0}, {fail, 0}, {tc, 0},
+	} {
+		if got := Lifetime(tt.m); got != tt.want {
+			t.Errorf("%s: lifetime %d, want %d", tt.m.Question[0].Name, got, tt.want)
+		}
+	}
+}
+
+func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	now := time.Now()
+	e, err := NewEntry(answer("www.example", 300), 86400, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const fit = 50
+	c := New(Config{MaxBytes: fit * e.Size() * shardCount})
+	keys := make([][]byte, 5000)
+	for i := range keys {
+		keys[i] = AppendKey(nil, []byte(fmt.Sprintf("\x05n%04d\x00", i)), 1, 1, false, false)
+		if i == 1 {
+			for range 3 {
+				c.Get(keys[0], now) // keep 0 in use
+			}
+		}
+		c.Put(keys[i], e)
+		c.Get(keys[0], now)
+	}
+	if n := c.Len(); n > fit*shardCount || n < fit*shardCount/2 {
+		t.Fatalf("%d entries held, bound %d", n, fit*shardCount)
+	}
+	if c.Get(keys[0], now) == nil {
+		t.Fatal("the most used entry was evicted")
+	}
+	if c.Get(keys[1], now) != nil {
+		t.Fatal("an old unused entry survived")
+	}
+	if c.Get(keys[len(keys)-1], now) == nil {
+		t.Fatal("the newest entry is missing")
+	}
+}
+
+func TestCacheStaleWindow(t *testing.T) {
+	now := time.Now()
+	e, _ := NewEntry(answer("www.example", 10), 86400, now)
+	c := New(Config{StaleFor: time.Minute})
+	key := AppendKey(nil, []byte("\x03www\x07example\x00"), 1, 1, false, false)
+	c.Put(key, e)
+	if got := c.Get(key, now.Add(69*time.Second)); got != e || got.Fresh(now.Add(69*time.Second)) {
+		t.Fatal("want the stale entry within the stale window")
+	}
+	if c.Get(key, now.Add(70*time.Second)) != nil || c.Len() != 0 {
+		t.Fatal("entry kept past its stale window")
+	}
+	zero, _ := NewEntry(answer("zero.example", 0), 86400, now)
+	c.Put(key, zero)
+	if c.Len() != 0 {
+		t.Fatal("an answer with TTL 0 was cached")
+	}
+}
+
+func TestAppendKey(t *testing.T) {
+	k := func(name string, qtype uint16, do, cd bool) string {
+		return string(AppendKey(nil, []byte(name), qtype, 1, do, cd))
+	}
+	if k("\x03WwW\x00", 1, false, false) != k("\x03www\x00", 1, false, false) {
+		t.Error("keys differ by case")
+	}
+	distinct := []string{k("\x03www\x00", 1, false, false), k("\x03www\x00", 28, false, false),
+		k("\x03www\x00", 1, true, false), k("\x03www\x00", 1, false, true), k("\x03wwx\x00", 1, false, false)}
+	seen := map[string]bool{}
+	for _, s := range distinct {
+		if seen[s] {
+			t.Errorf("key %x repeats", s)
+		}
+		seen[s] = true
+	}
+}
+
+// FuzzEntry packs whatever message unpacks into an entry and checks that
+// its copies unpack to the same records.
+func FuzzEntry(f *testing.F) {
+	for _, m := range []*dns.Msg{answer("www.example", 300, 60), answer("x")} {
+		b, _ := m.Pack()
+		f.Add(b, uint16(30))
+	}
+	f.Fuzz(func(t *testing.T, wire []byte, age uint16) {
+		m := new(dns.Msg)
+		if m.Unpack(wire) != nil || m.IsEdns0() != nil {
+			return
+		}
+		now := time.Now()
+		e, err := NewEntry(m, 86400, now)
+		if err != nil {
+			return
+		}
+		out := new(dns.Msg)
+		if err := out.Unpack(e.AppendTo(nil, now.Add(time.Duration(age)*time.Second), false)); err != nil {
+			t.Fatalf("entry does not unpack: %v", err)
+		}
+		if len(out.Answer) != len(m.Answer) || len(out.Ns) != len(m.Ns) || len(out.Extra) != len(m.Extra) {
+			t.Fatalf("sections changed: %v\n%v", m, out)
+		}
+		for i, rr := range out.Answer {
+			want := m.Answer[i].Header().Ttl
+			want -= min(want, uint32(age))
+			if rr.Header().Ttl != want {
+				t.Fatalf("answer %d TTL %d, want %d", i, rr.Header().Ttl, want)
+			}
+		}
+	})
+}
