@@ -117,6 +117,10 @@ type h2Stream struct {
 
 func h2Leg(w http.ResponseWriter, r *http.Request) (clientLeg, error) {
 	rc := http.NewResponseController(w)
+	// A tunnel outlives any http.Server ReadTimeout/WriteTimeout; the
+	// relay's idle timeout bounds it instead.
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
 		return nil, fmt.Errorf("tunnel: sending 200: %w", err)

@@ -78,9 +78,10 @@ func TestFastOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got atomic.Int64
-			ts := newTestServerWrapped(t, h,
-				func(l net.Listener) net.Listener { return countingListener{l, &got} },
-				func(c net.PacketConn) net.PacketConn { return countingPacketConn{c, &got} })
+			ts := newTestServerOpts(t, h, serverOpts{
+				wrapTCP: func(l net.Listener) net.Listener { return countingListener{l, &got} },
+				wrapUDP: func(c net.PacketConn) net.PacketConn { return countingPacketConn{c, &got} },
+			})
 			target := echoTarget(t)
 			d := newDialer(t, ts, mode, testUser, testToken)
 

@@ -109,6 +109,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// From here on the client has proved who it is and gets real errors.
+	if r.TLS != nil && !r.TLS.HandshakeComplete {
+		// 0-RTT early data can be replayed by anyone who recorded it, and
+		// a tunnel's first bytes are not idempotent (RFC 8470).
+		writeProxyError(w, r, h.cfg.ProxyName, errTooEarly)
+		return
+	}
 	if err := h.begin(); err != nil {
 		writeProxyError(w, r, h.cfg.ProxyName, err)
 		return
@@ -138,6 +144,8 @@ func isProxyRequest(r *http.Request) bool {
 var errClosed = errors.New("tunnel: handler is closed")
 
 var errNotSupported = errors.New("tunnel: not supported")
+
+var errTooEarly = errors.New("tunnel: proxy request in TLS early data")
 
 func (h *Handler) begin() error {
 	h.mu.Lock()

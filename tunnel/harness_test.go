@@ -68,13 +68,20 @@ type testServer struct {
 // newTestServer serves handler (a *Handler, or a bare website).
 func newTestServer(t testing.TB, handler http.Handler) *testServer {
 	t.Helper()
-	return newTestServerWrapped(t, handler, nil, nil)
+	return newTestServerOpts(t, handler, serverOpts{})
 }
 
-// newTestServerWrapped is newTestServer with the listeners wrapped, e.g. to
-// count what arrives.
-func newTestServerWrapped(t testing.TB, handler http.Handler, wrapTCP func(net.Listener) net.Listener, wrapUDP func(net.PacketConn) net.PacketConn) *testServer {
+// serverOpts adjust a test server: wrapped listeners (e.g. to count what
+// arrives), a changed http.Server.
+type serverOpts struct {
+	wrapTCP   func(net.Listener) net.Listener
+	wrapUDP   func(net.PacketConn) net.PacketConn
+	configure func(*http.Server)
+}
+
+func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testServer {
 	t.Helper()
+	wrapTCP, wrapUDP := o.wrapTCP, o.wrapUDP
 	cert := testenv.NewCert(t)
 	var tcp net.Listener
 	var udp net.PacketConn
@@ -111,6 +118,9 @@ func newTestServerWrapped(t testing.TB, handler http.Handler, wrapTCP func(net.L
 		Protocols: &protos,
 		HTTP2:     ServerHTTP2Config(),
 		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	if o.configure != nil {
+		o.configure(hs)
 	}
 	h3s := &http3.Server{
 		Handler:    handler,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,5 +97,30 @@ func TestHandlerClose(t *testing.T) {
 			t.Fatal("tunnel still open after Close")
 		}
 		refused(t, tryTunnel(t, ts, mode, target), 503, "proxy_internal_error")
+	})
+}
+
+// TestServerTimeoutsSpareTunnels: the server's ReadTimeout and
+// WriteTimeout (meant for website requests) do not cut a tunnel short.
+func TestServerTimeoutsSpareTunnels(t *testing.T) {
+	run(t, func(t *testing.T, mode string) {
+		h, err := NewHandler(HandlerConfig{Next: newWebsite(t), Users: testUsers(t), AllowPrivate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := newTestServerOpts(t, h, serverOpts{configure: func(s *http.Server) {
+			s.ReadTimeout = 200 * time.Millisecond
+			s.WriteTimeout = 200 * time.Millisecond
+		}})
+		c := dialVia(t, ts, mode, echoTarget(t))
+		for i := range 3 {
+			if i > 0 {
+				time.Sleep(300 * time.Millisecond)
+			}
+			c.Write([]byte("x"))
+			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+				t.Fatalf("echo %d, after %d ms: %v", i, 300*i, err)
+			}
+		}
 	})
 }

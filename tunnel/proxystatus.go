@@ -19,6 +19,8 @@ func proxyStatus(err error) (status int, errType string) {
 		return http.StatusBadRequest, "http_request_error"
 	case errors.Is(err, errTooManyStreams):
 		return http.StatusTooManyRequests, "connection_limit_reached"
+	case errors.Is(err, errTooEarly):
+		return http.StatusTooEarly, "http_request_denied"
 	case errors.Is(err, errClosed):
 		return http.StatusServiceUnavailable, "proxy_internal_error"
 	case errors.Is(err, errNotSupported):
