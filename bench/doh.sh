@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Benchmarks porta's DNS over HTTPS against Debian's unbound as a DoH server
+# and against a bare net/http HTTP/2 handler returning a canned answer (the
+# ceiling of Go's HTTP/2 server here), all in one run, all on loopback,
+# forwarding to the same fast upstream. Prints a markdown table of h2load
+# req/s for cache hits (a fixed set of 100 names) and misses (unique names).
+#
+#   bench/doh.sh              # needs h2load (nghttp2-client) and unbound
+#   REQUESTS=200000 bench/doh.sh
+#
+# h2load sends its URI list in the same order on every connection, so with
+# -c 20 the "unique" names would repeat 20 times and mostly hit the cache.
+# Misses therefore run 20 h2load processes, -c 1 -m 25 each, with their own
+# names: the same 20 connections x 25 streams, every query a miss.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUESTS=${REQUESTS:-100000}   # per hits run; misses send as many in total
+CLIENTS=20
+STREAMS=25
+for tool in h2load unbound go; do
+	command -v "$tool" >/dev/null || { echo "bench/doh.sh: $tool not found (apt-get install nghttp2-client unbound)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+go build -o "$tmp/helper" ./bench/dnsupstream
+
+# start NAME CMD...: runs CMD in the background, waits for "listening ADDR"
+# on its stdout and sets $addr.
+start() {
+	local name=$1; shift
+	"$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+	pids+=($!)
+	for _ in $(seq 200); do
+		addr=$(awk '/^listening /{print $2; exit}' "$tmp/$name.out")
+		[ -n "$addr" ] && return 0
+		kill -0 "${pids[-1]}" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "bench/doh.sh: $name did not start:" >&2; cat "$tmp/$name.err" >&2; exit 1
+}
+
+start upstream "$tmp/helper" -mode upstream
+upstream=$addr
+
+# porta: the real server once it has --upstream; until then the doh
+# package's Handler and Resolver behind a plain net/http TLS server.
+if go run ./cmd/porta server --help 2>&1 | grep -q -- '--upstream'; then
+	go build -o "$tmp/porta" ./cmd/porta
+	port=$((20000 + RANDOM % 20000))
+	"$tmp/porta" server --listen "127.0.0.1:$port" --self-signed --state-dir "$tmp/porta-state" \
+		--upstream "udp://$upstream" >"$tmp/porta.out" 2>"$tmp/porta.err" &
+	pids+=($!)
+	for _ in $(seq 200); do
+		curl -sk -o /dev/null "https://127.0.0.1:$port/" && break
+		sleep 0.05
+	done
+	porta="127.0.0.1:$port"
+	porta_what="porta server"
+else
+	start porta "$tmp/helper" -mode doh -upstream "udp://$upstream"
+	porta=$addr
+	porta_what="doh.Handler (porta server not wired yet)"
+fi
+
+start canned "$tmp/helper" -mode canned
+canned=$addr
+
+# unbound as a DoH server forwarding to the same upstream.
+"$tmp/helper" -mode cert -dir "$tmp"
+for try in 1 2 3 4 5; do
+	uport=$((20000 + RANDOM % 20000))
+	cat >"$tmp/unbound.conf" <<CONF
+server:
+	interface: 127.0.0.1@$uport
+	https-port: $uport
+	tls-service-key: "$tmp/key.pem"
+	tls-service-pem: "$tmp/cert.pem"
+	http-endpoint: "/dns-query"
+	do-daemonize: no
+	username: ""
+	chroot: ""
+	directory: "$tmp"
+	pidfile: ""
+	use-syslog: no
+	verbosity: 0
+	num-threads: 2
+	so-reuseport: yes
+	do-ip6: no
+	incoming-num-tcp: 200
+	num-queries-per-thread: 4096
+	access-control: 127.0.0.0/8 allow
+	do-not-query-localhost: no
+	module-config: "iterator"
+	qname-minimisation: no
+	prefetch: no
+remote-control:
+	control-enable: no
+forward-zone:
+	name: "."
+	forward-addr: ${upstream%:*}@${upstream##*:}
+CONF
+	unbound -d -c "$tmp/unbound.conf" >"$tmp/unbound.out" 2>&1 &
+	pids+=($!)
+	up=""
+	for _ in $(seq 100); do
+		if curl -sk -o /dev/null -H 'accept: application/dns-message' "https://127.0.0.1:$uport/dns-query?dns=AAABAAABAAAAAAAABGZpcnN0BWJlbmNoB2V4YW1wbGUAAAEAAQ"; then up=1; break; fi
+		kill -0 "${pids[-1]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -n "$up" ] && break
+	kill "${pids[-1]}" 2>/dev/null || true
+	[ "$try" = 5 ] && { echo "bench/doh.sh: unbound did not start:" >&2; cat "$tmp/unbound.out" >&2; exit 1; }
+done
+unbound="127.0.0.1:$uport"
+
+# rate FILE...: total succeeded requests / wall time of h2load runs.
+h2() { h2load --npn-list=h2 "$@"; }
+hits() { # ADDR
+	"$tmp/helper" -mode queries -url "https://$1/dns-query" -n 100 -prefix hit >"$tmp/hits.txt"
+	h2 -n 5000 -c "$CLIENTS" -m "$STREAMS" -i "$tmp/hits.txt" >/dev/null # warm the cache
+	h2 -n "$REQUESTS" -c "$CLIENTS" -m "$STREAMS" -i "$tmp/hits.txt" >"$tmp/h2.out"
+	check "$tmp/h2.out"
+	awk '/^finished in/{gsub(",","",$4); print int($4)}' "$tmp/h2.out"
+}
+misses() { # ADDR TAG
+	local per=$((REQUESTS / CLIENTS)) i start end ok=0
+	for i in $(seq "$CLIENTS"); do
+		"$tmp/helper" -mode queries -url "https://$1/dns-query" -n "$per" -prefix "m$2c$i-" >"$tmp/miss$i.txt"
+	done
+	start=$(date +%s.%N)
+	for i in $(seq "$CLIENTS"); do
+		h2 -n "$per" -c 1 -m "$STREAMS" -i "$tmp/miss$i.txt" >"$tmp/miss$i.out" &
+	done
+	wait_h2
+	end=$(date +%s.%N)
+	for i in $(seq "$CLIENTS"); do
+		check "$tmp/miss$i.out"
+		ok=$((ok + $(awk '/^requests:/{print $8}' "$tmp/miss$i.out")))
+	done
+	awk -v n="$ok" -v s="$start" -v e="$end" 'BEGIN{print int(n/(e-s))}'
+}
+wait_h2() { # waits for the h2load jobs only, not the servers
+	local j
+	for j in $(jobs -p); do
+		case " ${pids[*]} " in *" $j "*) ;; *) wait "$j" ;; esac
+	done
+}
+check() { # every request succeeded with 2xx
+	if ! grep -q " 0 failed, 0 errored, 0 timeout" "$1" || ! grep -q "status codes: [0-9]* 2xx, 0 3xx, 0 4xx, 0 5xx" "$1"; then
+		echo "bench/doh.sh: requests failed:" >&2; cat "$1" >&2; exit 1
+	fi
+}
+
+canned_hits=$(hits "$canned")
+porta_hits=$(hits "$porta")
+unbound_hits=$(hits "$unbound")
+porta_misses=$(misses "$porta" p)
+unbound_misses=$(misses "$unbound" u)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+cat <<TABLE
+h2load DoH GET, -c $CLIENTS -m $STREAMS, $REQUESTS requests per cell, $(nproc) cores; upstream: bench/dnsupstream on udp://$upstream
+porta = $porta_what
+
+| server | hits req/s | misses req/s |
+|---|---:|---:|
+| canned answer (net/http HTTP/2 ceiling) | $canned_hits | – |
+| porta | $porta_hits | $porta_misses |
+| unbound $(unbound -V | awk 'NR==1{print $2}') | $unbound_hits | $unbound_misses |
+
+porta hits / ceiling: $(ratio "$porta_hits" "$canned_hits") (target ≥ 0.95)
+porta misses / unbound misses: $(ratio "$porta_misses" "$unbound_misses") (target ≥ 1.00)
+TABLE
