@@ -1,0 +1,183 @@
+package socks5
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type codedError byte
+
+func (e codedError) Error() string    { return fmt.Sprintf("tunnel said %d", byte(e)) }
+func (e codedError) SOCKSReply() byte { return byte(e) }
+
+// refusedAddr is a loopback address where nothing listens.
+func refusedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// pendingConn is a fast-open connection: Dial returned it at once, and the
+// target's answer comes later, from Established or from the first Read.
+type pendingConn struct {
+	net.Conn // the client's end of a pipe, for Write and Close
+	answer   chan error
+}
+
+func newPendingConn(t *testing.T) *pendingConn {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	go io.Copy(io.Discard, b)
+	return &pendingConn{Conn: a, answer: make(chan error, 1)}
+}
+
+func (p *pendingConn) Established(ctx context.Context) error {
+	select {
+	case err := <-p.answer:
+		p.answer <- err
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *pendingConn) Read(b []byte) (int, error) {
+	if err := p.Established(context.Background()); err != nil {
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: err}
+	}
+	return p.Conn.Read(b)
+}
+
+// TestNoFastOpenReplyCodes: with fast open off, the reply code carries why
+// the target could not be reached, whether Dial or Established said so.
+func TestNoFastOpenReplyCodes(t *testing.T) {
+	refused := refusedAddr(t)
+	cases := []struct {
+		name string
+		err  error
+		want byte
+	}{
+		{"reply coder", fmt.Errorf("wrapped: %w", codedError(ReplyNotAllowed)), ReplyNotAllowed},
+		{"reply coder network unreachable", codedError(ReplyNetworkUnreachable), ReplyNetworkUnreachable},
+		{"permission", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EACCES)}, ReplyNotAllowed},
+		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, ReplyConnectionRefused},
+		{"network unreachable", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ENETUNREACH)}, ReplyNetworkUnreachable},
+		{"host unreachable", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, ReplyHostUnreachable},
+		{"no such host", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "x.test", IsNotFound: true}}, ReplyHostUnreachable},
+		{"deadline", fmt.Errorf("dial: %w", context.DeadlineExceeded), ReplyTTLExpired},
+		{"os timeout", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, ReplyTTLExpired},
+		{"other", errors.New("tunnel: server refused: 502 Bad Gateway"), ReplyGeneralFailure},
+	}
+	for _, tc := range cases {
+		t.Run("dial/"+tc.name, func(t *testing.T) {
+			addr := startServer(t, Config{NoFastOpen: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+				return nil, tc.err
+			}})
+			c := dialSOCKS(t, addr)
+			c.Write(connectMsg(atypDomain, []byte("target.test"), 80))
+			mustEqual(t, "server sent", readAll(t, c), cat([]byte{5, 0}, failure(tc.want)))
+		})
+		t.Run("established/"+tc.name, func(t *testing.T) {
+			addr := startServer(t, Config{NoFastOpen: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+				p := newPendingConn(t)
+				p.answer <- tc.err
+				return p, nil
+			}})
+			c := dialSOCKS(t, addr)
+			c.Write(connectMsg(atypDomain, []byte("target.test"), 80))
+			mustEqual(t, "server sent", readAll(t, c), cat([]byte{5, 0}, failure(tc.want)))
+		})
+	}
+	t.Run("real refused", func(t *testing.T) {
+		addr := startServer(t, Config{NoFastOpen: true, Dial: dialDirect})
+		c := dialSOCKS(t, addr)
+		ap := netip.MustParseAddrPort(refused)
+		c.Write(connectMsg(atypIPv4, ap.Addr().AsSlice(), ap.Port()))
+		mustEqual(t, "server sent", readAll(t, c), cat([]byte{5, 0}, failure(ReplyConnectionRefused)))
+	})
+	t.Run("dial timeout", func(t *testing.T) {
+		addr := startServer(t, Config{NoFastOpen: true, DialTimeout: 50 * time.Millisecond,
+			Dial: func(context.Context, string, string) (net.Conn, error) { return newPendingConn(t), nil }})
+		c := dialSOCKS(t, addr)
+		c.Write(connectMsg(atypDomain, []byte("slow.test"), 80))
+		mustEqual(t, "server sent", readAll(t, c), cat([]byte{5, 0}, failure(ReplyTTLExpired)))
+	})
+}
+
+// TestNoFastOpenBound: with fast open off, a success reply names the
+// address the server connected from.
+func TestNoFastOpenBound(t *testing.T) {
+	echo := echoTarget(t)
+	locals := make(chan net.Addr, 1)
+	addr := startServer(t, Config{NoFastOpen: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		c, err := dialDirect(ctx, network, echo)
+		if err == nil {
+			locals <- c.LocalAddr()
+		}
+		return c, err
+	}})
+	c := dialSOCKS(t, addr)
+	c.Write(connectMsg(atypDomain, []byte("echo.test"), 7))
+	got := make([]byte, 2+10)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	local := (<-locals).(*net.TCPAddr).AddrPort()
+	mustEqual(t, "reply", got, cat([]byte{5, 0}, appendReply(nil, 0, local)))
+	if local.Port() == 0 {
+		t.Fatal("bound port 0")
+	}
+}
+
+// TestFastOpen: the success reply goes out before the target answers, and
+// a refusal that comes later closes the client's connection.
+func TestFastOpen(t *testing.T) {
+	pending := make(chan *pendingConn, 1)
+	addr := startServer(t, Config{Dial: func(context.Context, string, string) (net.Conn, error) {
+		p := newPendingConn(t)
+		pending <- p
+		return p, nil
+	}})
+	c := dialSOCKS(t, addr)
+	c.Write(connectMsg(atypDomain, []byte("refusing.test"), 80))
+	got := make([]byte, 2+10)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, "reply before the target answered", got, cat([]byte{5, 0}, success))
+	c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	p := <-pending
+	p.answer <- codedError(ReplyConnectionRefused)
+	if rest := readAll(t, c); len(rest) != 0 {
+		t.Fatalf("after the refusal: %q", rest)
+	}
+}
+
+func TestReplyForProxyStatus(t *testing.T) {
+	for typ, want := range map[string]byte{
+		"destination_ip_prohibited": ReplyNotAllowed,
+		"connection_refused":        ReplyConnectionRefused,
+		"dns_error":                 ReplyHostUnreachable,
+		"destination_ip_unroutable": ReplyNetworkUnreachable,
+		"connection_timeout":        ReplyTTLExpired,
+		"dns_timeout":               ReplyTTLExpired,
+		"proxy_internal_error":      ReplyGeneralFailure,
+		"":                          ReplyGeneralFailure,
+	} {
+		if got := ReplyForProxyStatus(typ); got != want {
+			t.Errorf("%q: got %#x, want %#x", typ, got, want)
+		}
+	}
+}

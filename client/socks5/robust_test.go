@@ -1,0 +1,173 @@
+package socks5
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sourceTarget sends body to every connection, then closes.
+func sourceTarget(t *testing.T, body []byte) string {
+	return serveTCP(t, func(c net.Conn) { c.Write(body) })
+}
+
+// connectTo opens a SOCKS5 CONNECT to a loopback address and reads the
+// reply.
+func connectTo(t *testing.T, proxy, target string) *net.TCPConn {
+	t.Helper()
+	c := dialSOCKS(t, proxy)
+	ap := netip.MustParseAddrPort(target)
+	c.Write(connectMsg(atypIPv4, ap.Addr().AsSlice(), ap.Port()))
+	got := make([]byte, 2+10)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, "reply", got, cat([]byte{5, 0}, success))
+	return c
+}
+
+// TestBadClientsAffectNobody: while one client's transfer is under way and
+// another client has stopped reading, garbage, truncated and idle
+// connections are closed, and both transfers still complete.
+func TestBadClientsAffectNobody(t *testing.T) {
+	body, sum := payload(t, 8<<20)
+	src := sourceTarget(t, body)
+	proxy := startServer(t, Config{Dial: dialDirect, HandshakeTimeout: 300 * time.Millisecond})
+
+	busy := connectTo(t, proxy, src)
+	h := sha256.New()
+	if _, err := io.CopyN(h, busy, int64(len(body)/2)); err != nil {
+		t.Fatal(err)
+	}
+	stalled := connectTo(t, proxy, src) // reads nothing until the end
+
+	bad := [][]byte{
+		nil,                          // idle: the handshake deadline closes it
+		{5, 1},                       // truncated greeting, left open
+		{5, 1, 0, 5, 1, 0, 3, 200},   // truncated domain, left open
+		bytes.Repeat([]byte{5}, 1e6), // a flood
+		[]byte("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), // TLS on the SOCKS port
+	}
+	var wg sync.WaitGroup
+	for _, b := range bad {
+		c := dialSOCKS(t, proxy)
+		wg.Go(func() {
+			c.Write(b) // may fail once the server closed: that is fine
+		})
+		readAll(t, c) // returns only when the server closed it
+	}
+	wg.Wait()
+
+	if _, err := io.Copy(h, busy); err != nil {
+		t.Fatal(err)
+	}
+	if [32]byte(h.Sum(nil)) != sum {
+		t.Fatal("busy transfer corrupted")
+	}
+	h.Reset()
+	if _, err := io.Copy(h, stalled); err != nil {
+		t.Fatal(err)
+	}
+	if [32]byte(h.Sum(nil)) != sum {
+		t.Fatal("stalled transfer corrupted")
+	}
+}
+
+// TestHalfClose: each side's end of sending reaches the other while the
+// other direction goes on.
+func TestHalfClose(t *testing.T) {
+	t.Run("client first", func(t *testing.T) {
+		// The target answers with the digest of everything it read, after EOF.
+		target := serveTCP(t, func(c net.Conn) {
+			h := sha256.New()
+			io.Copy(h, c)
+			c.Write(h.Sum(nil))
+		})
+		proxy := startServer(t, Config{Dial: dialDirect})
+		c := connectTo(t, proxy, target)
+		body, sum := payload(t, 1<<20)
+		c.Write(body)
+		c.CloseWrite()
+		mustEqual(t, "digest after half-close", readAll(t, c), sum[:])
+	})
+	t.Run("target first", func(t *testing.T) {
+		got := make(chan []byte, 1)
+		target := serveTCP(t, func(c net.Conn) {
+			c.Write([]byte("banner"))
+			c.(*net.TCPConn).CloseWrite()
+			b, _ := io.ReadAll(c)
+			got <- b
+		})
+		proxy := startServer(t, Config{Dial: dialDirect})
+		c := connectTo(t, proxy, target)
+		if _, err := io.ReadAll(c); err != nil { // EOF while our side is open
+			t.Fatal(err)
+		}
+		c.Write([]byte("still talking"))
+		c.CloseWrite()
+		select {
+		case b := <-got:
+			mustEqual(t, "target read after its half-close", b, []byte("still talking"))
+		case <-time.After(20 * time.Second):
+			t.Fatal("target never saw EOF")
+		}
+	})
+}
+
+// TestShutdown: Shutdown waits for a relay until its context ends, then
+// closes it; Serve returns ErrServerClosed and nothing is left running.
+func TestShutdown(t *testing.T) {
+	echo := echoTarget(t)
+	s, err := New(Config{Dial: dialDirect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(context.Background(), ln) }()
+	c := connectTo(t, ln.Addr().String(), echo)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown with a live relay: %v", err)
+	}
+	readAll(t, c)
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Fatal("listener still accepts")
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+}
+
+// TestServeContext: canceling Serve's context closes the server and its
+// connections.
+func TestServeContext(t *testing.T) {
+	echo := echoTarget(t)
+	s, err := New(Config{Dial: dialDirect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	c := connectTo(t, ln.Addr().String(), echo)
+	cancel()
+	readAll(t, c)
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+}

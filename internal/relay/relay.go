@@ -1,0 +1,86 @@
+// Package relay moves bytes both ways between a local proxy client and its
+// target, for the client's SOCKS5 and HTTP proxies, and tracks the
+// connections a proxy server owns so that it can close and join them.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+)
+
+// bufSize is the size of the pooled copy buffers.
+const bufSize = 32 << 10
+
+// Relay copies between pairs of connections. Its zero value is ready to
+// use and it is safe for concurrent use; it holds only a buffer pool.
+type Relay struct {
+	bufs sync.Pool
+}
+
+// closeWriter is a connection that can be half-closed.
+type closeWriter interface{ CloseWrite() error }
+
+// Run copies a to b and b to a until both directions have ended, one of
+// them failed, or ctx is done, and then closes both connections. It
+// returns only once both copies have stopped.
+//
+// A clean end of one direction (io.EOF) is passed on as a half-close:
+// CloseWrite on the other connection if it has one; a connection without
+// CloseWrite is closed instead, which ends the other direction too. A read
+// or write error in either direction closes both at once. Run returns the
+// first such error, or nil when both directions ended cleanly.
+func (r *Relay) Run(ctx context.Context, a, b net.Conn) error {
+	var once sync.Once
+	closeBoth := func() {
+		once.Do(func() {
+			a.Close()
+			b.Close()
+		})
+	}
+	stop := context.AfterFunc(ctx, closeBoth)
+	defer stop()
+
+	errc := make(chan error, 1)
+	go func() { errc <- r.copy(b, a, closeBoth) }()
+	err1 := r.copy(a, b, closeBoth)
+	err2 := <-errc
+	closeBoth()
+	if err := errors.Join(err1, err2); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("relay: %w", ctx.Err())
+		}
+		return err
+	}
+	return nil
+}
+
+// copy copies src to dst and half-closes dst at src's end. On failure it
+// closes both connections, so that the other direction ends as well.
+func (r *Relay) copy(dst, src net.Conn, closeBoth func()) error {
+	buf := r.get()
+	_, err := io.CopyBuffer(dst, src, *buf)
+	r.bufs.Put(buf)
+	if err != nil {
+		closeBoth()
+		return fmt.Errorf("relay %s → %s: %w", src.RemoteAddr(), dst.RemoteAddr(), err)
+	}
+	if cw, ok := dst.(closeWriter); ok {
+		if err := cw.CloseWrite(); err == nil {
+			return nil
+		}
+	}
+	closeBoth()
+	return nil
+}
+
+func (r *Relay) get() *[]byte {
+	if v, ok := r.bufs.Get().(*[]byte); ok {
+		return v
+	}
+	b := make([]byte, bufSize)
+	return &b
+}
