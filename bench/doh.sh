@@ -122,11 +122,10 @@ CONF
 done
 unbound="127.0.0.1:$uport"
 
-# rate FILE...: total succeeded requests / wall time of h2load runs.
 h2() { h2load --npn-list=h2 "$@"; }
 hits() { # ADDR
 	"$tmp/helper" -mode queries -url "https://$1/dns-query" -n 100 -prefix hit >"$tmp/hits.txt"
-	h2 -n 5000 -c "$CLIENTS" -m "$STREAMS" -i "$tmp/hits.txt" >/dev/null # warm the cache
+	h2 -n 2000 -c "$CLIENTS" -m "$STREAMS" -i "$tmp/hits.txt" >/dev/null # warm the cache
 	h2 -n "$REQUESTS" -c "$CLIENTS" -m "$STREAMS" -i "$tmp/hits.txt" >"$tmp/h2.out"
 	check "$tmp/h2.out"
 	awk '/^finished in/{gsub(",","",$4); print int($4)}' "$tmp/h2.out"
@@ -160,15 +159,22 @@ check() { # every request succeeded with 2xx
 	fi
 }
 
-canned_hits=$(hits "$canned")
-porta_hits=$(hits "$porta")
-unbound_hits=$(hits "$unbound")
-porta_misses=$(misses "$porta" p)
-unbound_misses=$(misses "$unbound" u)
+# The machine is shared: run ROUNDS rounds, the servers interleaved, and
+# keep each server's best.
+ROUNDS=${ROUNDS:-3}
+best() { [ "$2" -gt "${!1:-0}" ] && printf -v "$1" %s "$2" || true; }
+for round in $(seq "$ROUNDS"); do
+	for target in canned porta unbound; do
+		best "${target}_hits" "$(hits "${!target}")"
+	done
+	for target in porta unbound; do
+		best "${target}_misses" "$(misses "${!target}" "${target:0:1}$round")"
+	done
+done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 cat <<TABLE
-h2load DoH GET, -c $CLIENTS -m $STREAMS, $REQUESTS requests per cell, $(nproc) cores; upstream: bench/dnsupstream on udp://$upstream
+h2load DoH GET, -c $CLIENTS -m $STREAMS, $REQUESTS requests per run, best of $ROUNDS interleaved rounds, $(nproc) cores; upstream: bench/dnsupstream on udp://$upstream
 porta = $porta_what
 
 | server | hits req/s | misses req/s |

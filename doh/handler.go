@@ -90,10 +90,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.out = out
+	// Direct assignment with one backing array: Header().Set would
+	// allocate a slice per header on this, the hot path. net/http adds
+	// Content-Length itself for a body written in one go.
+	var cc [24]byte
+	vals := make([]string, 2)
+	vals[0] = MediaType
+	vals[1] = string(strconv.AppendUint(append(cc[:0], "max-age="...), uint64(maxAge), 10))
 	hdr := w.Header()
-	hdr.Set("Content-Type", MediaType)
-	hdr.Set("Cache-Control", "max-age="+strconv.FormatUint(uint64(maxAge), 10))
-	hdr.Set("Content-Length", strconv.Itoa(len(out)))
+	hdr["Content-Type"] = vals[0:1:1]
+	hdr["Cache-Control"] = vals[1:2:2]
+	if r.Method == http.MethodHead {
+		hdr["Content-Length"] = []string{strconv.Itoa(len(out))}
+	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(out)

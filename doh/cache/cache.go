@@ -3,6 +3,7 @@ package cache
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,7 +18,9 @@ type Config struct {
 	StaleFor time.Duration
 }
 
-// Cache maps question keys to Entries. It is safe for concurrent use.
+// Cache maps question keys to Entries. It is safe for concurrent use. A hit
+// takes only a read lock: eviction is CLOCK (second chance), which needs a
+// bit set on use rather than a list reordered under a lock.
 type Cache struct {
 	seed     maphash.Seed
 	staleFor time.Duration
@@ -25,17 +28,19 @@ type Cache struct {
 }
 
 type shard struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	m        map[string]*node
-	lru      node // sentinel: lru.next is the most recently used
+	queue    []*node // insertion order; queue[head:] are live or replaced
+	head     int
 	bytes    int
 	maxBytes int
 }
 
 type node struct {
-	key        string
-	e          *Entry
-	prev, next *node
+	key      string
+	e        *Entry
+	used     atomic.Bool // set by Get, cleared as the clock hand passes
+	replaced bool        // a newer node holds key; guarded by the shard's mu
 }
 
 // New makes an empty cache.
@@ -47,7 +52,6 @@ func New(cfg Config) *Cache {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.m = make(map[string]*node)
-		s.lru.next, s.lru.prev = &s.lru, &s.lru
 		s.maxBytes = max(cfg.MaxBytes/shardCount, 1)
 	}
 	return c
@@ -61,44 +65,61 @@ func (c *Cache) shard(key []byte) *shard {
 // stale window is dropped.
 func (c *Cache) Get(key []byte, now time.Time) *Entry {
 	s := c.shard(key)
-	s.mu.Lock()
+	s.mu.RLock()
 	n := s.m[string(key)]
+	s.mu.RUnlock()
 	if n == nil {
-		s.mu.Unlock()
 		return nil
 	}
 	if now.Sub(n.e.stored) >= time.Duration(n.e.ttl)*time.Second+c.staleFor {
-		s.remove(n)
+		s.mu.Lock()
+		if s.m[n.key] == n {
+			delete(s.m, n.key)
+			n.replaced = true // the clock hand will only discount its bytes
+		}
 		s.mu.Unlock()
 		return nil
 	}
-	if s.lru.next != n {
-		s.unlink(n)
-		s.pushFront(n)
+	if !n.used.Load() {
+		n.used.Store(true)
 	}
-	s.mu.Unlock()
 	return n.e
 }
 
-// Put stores e under key, replacing what was there, and evicts the least
-// recently used entries of its shard until it fits. Entries with lifetime 0
-// are not stored.
+// Put stores e under key, replacing what was there, and evicts entries
+// not used since the clock hand last passed them until the shard fits.
+// Entries with lifetime 0 are not stored.
 func (c *Cache) Put(key []byte, e *Entry) {
 	if e.ttl == 0 {
 		return
 	}
 	s := c.shard(key)
+	n := &node{key: string(key), e: e}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.m[string(key)]; old != nil {
-		s.remove(old)
+	if old := s.m[n.key]; old != nil {
+		old.replaced = true
 	}
-	n := &node{key: string(key), e: e}
 	s.m[n.key] = n
-	s.pushFront(n)
+	s.queue = append(s.queue, n)
 	s.bytes += e.Size()
-	for s.bytes > s.maxBytes && s.lru.prev != n {
-		s.remove(s.lru.prev)
+	for s.bytes > s.maxBytes && s.head < len(s.queue)-1 {
+		v := s.queue[s.head]
+		s.queue[s.head] = nil
+		s.head++
+		if !v.replaced && v.used.Load() {
+			v.used.Store(false) // second chance
+			s.queue = append(s.queue, v)
+			continue
+		}
+		s.bytes -= v.e.Size()
+		if !v.replaced {
+			delete(s.m, v.key)
+		}
+	}
+	if s.head > 1024 && s.head > len(s.queue)/2 {
+		s.queue = append(s.queue[:0], s.queue[s.head:]...)
+		s.head = 0
 	}
 }
 
@@ -107,25 +128,9 @@ func (c *Cache) Len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.mu.Lock()
+		s.mu.RLock()
 		n += len(s.m)
-		s.mu.Unlock()
+		s.mu.RUnlock()
 	}
 	return n
-}
-
-func (s *shard) remove(n *node) {
-	s.unlink(n)
-	delete(s.m, n.key)
-	s.bytes -= n.e.Size()
-}
-
-func (s *shard) unlink(n *node) {
-	n.prev.next, n.next.prev = n.next, n.prev
-}
-
-func (s *shard) pushFront(n *node) {
-	n.prev, n.next = &s.lru, s.lru.next
-	s.lru.next.prev = n
-	s.lru.next = n
 }

@@ -188,3 +188,90 @@ func FuzzEntry(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseEntry checks the wire-form fast path against the long way:
+// for any answer both take, the entries unpack to the same message.
+func FuzzParseEntry(f *testing.F) {
+	soa := &dns.SOA{Hdr: dns.RR_Header{Name: "example.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 300}, Ns: "ns.example.", Mbox: "m.example.", Minttl: 60}
+	nx := answer("nx.example")
+	nx.Rcode = dns.RcodeNameError
+	nx.Ns = []dns.RR{soa}
+	withOPT := answer("www.example", 300, 60)
+	withOPT.SetEdns0(1232, true)
+	withOPT.IsEdns0().Option = append(withOPT.IsEdns0().Option, &dns.EDNS0_EDE{InfoCode: 3, ExtraText: "x"}, &dns.EDNS0_NSID{Code: dns.EDNS0NSID, Nsid: "ab"})
+	for _, m := range []*dns.Msg{answer("www.example", 300, 60), nx, withOPT} {
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		now := time.Now()
+		fast, err := ParseEntry(wire, 86400, now)
+		if err != nil {
+			return
+		}
+		got := new(dns.Msg)
+		if err := got.Unpack(fast.AppendTo(nil, now, false)); err != nil {
+			return // a name the fast path does not follow (pointers) may be bad
+		}
+		m := new(dns.Msg)
+		if m.Unpack(wire) != nil {
+			return
+		}
+		opt := m.IsEdns0()
+		var extra []dns.RR
+		for _, rr := range m.Extra {
+			if rr.Header().Rrtype != dns.TypeOPT {
+				extra = append(extra, rr)
+			}
+		}
+		m.Extra = extra
+		if want := min(Lifetime(m), 86400); fast.TTL() != want {
+			t.Fatalf("lifetime %d by wire, %d by message:\n%v", fast.TTL(), want, m)
+		}
+		if opt != nil {
+			m.Rcode &= 0xF // the extended bits live in the OPT record
+		}
+		if len(got.Answer) != len(m.Answer) || len(got.Ns) != len(m.Ns) || len(got.Extra) != len(m.Extra) || got.Rcode != m.Rcode {
+			t.Fatalf("fast path changed the message:\n%v\n%v", m, got)
+		}
+	})
+}
+
+func TestParseEntry(t *testing.T) {
+	m := answer("www.example", 300, 60)
+	m.Id = 99
+	m.Truncated = false
+	m.SetEdns0(1232, true)
+	opt := m.IsEdns0()
+	m.Rcode = dns.RcodeBadCookie // 23: 7 in the header, 1 in the OPT record
+	opt.Option = append(opt.Option, &dns.EDNS0_EDE{InfoCode: 18, ExtraText: "prohibited"}, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: []byte{1, 2, 3, 0}})
+	wire, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ParseEntry(wire, 86400, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := new(dns.Msg)
+	if err := got.Unpack(e.AppendTo(nil, time.Now(), false)); err != nil {
+		t.Fatal(err)
+	}
+	if got.Id != 0 || got.IsEdns0() != nil || len(got.Answer) != 2 || !got.RecursionAvailable {
+		t.Fatalf("entry: %v", got)
+	}
+	if e.Rcode != dns.RcodeBadCookie || e.TTL() != 0 {
+		t.Fatalf("rcode %d lifetime %d, want 23 and 0 (not cached)", e.Rcode, e.TTL())
+	}
+	plain, _ := answer("www.example", 300, 60).Pack()
+	if e, err := ParseEntry(plain, 86400, time.Now()); err != nil || e.TTL() != 60 {
+		t.Fatalf("plain answer: %v, lifetime %d, want 60", err, e.TTL())
+	}
+	want := []byte{0, 15, 0, 12, 0, 18}
+	if string(e.Options) != string(append(want, "prohibited"...)) {
+		t.Fatalf("options %x: want only the extended error", e.Options)
+	}
+}
