@@ -14,11 +14,6 @@ import (
 	"time"
 )
 
-// sourceTarget sends body to every connection, then closes.
-func sourceTarget(t *testing.T, body []byte) string {
-	return serveTCP(t, func(c net.Conn) { c.Write(body) })
-}
-
 // connectTo opens a SOCKS5 CONNECT to a loopback address and reads the
 // reply.
 func connectTo(t *testing.T, proxy, target string) *net.TCPConn {

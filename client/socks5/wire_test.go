@@ -15,7 +15,7 @@ func failure(code byte) []byte { return []byte{5, code, 0, 1, 0, 0, 0, 0, 0, 0} 
 // TestConnectAddressTypes: every ATYP reaches Dial as the address the
 // client named, a domain name unresolved, and the connection then relays.
 func TestConnectAddressTypes(t *testing.T) {
-	rec := &recordingDial{target: echoTarget(t)}
+	rec := &recordingDial{Target: echoTarget(t)}
 	addr := startServer(t, Config{Dial: rec.Dial})
 	for _, tc := range []struct {
 		name string
@@ -37,7 +37,7 @@ func TestConnectAddressTypes(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustEqual(t, "method and reply", got, append([]byte{5, 0}, success...))
-			if a := rec.last(); a != tc.want {
+			if a := rec.Last(); a != tc.want {
 				t.Fatalf("Dial got %q, want %q", a, tc.want)
 			}
 			c.Write([]byte("ping"))
@@ -50,7 +50,7 @@ func TestConnectAddressTypes(t *testing.T) {
 // TestMalformed: each bad exchange gets the reply the RFC calls for (or
 // none) and the connection is closed.
 func TestMalformed(t *testing.T) {
-	rec := &recordingDial{target: echoTarget(t)}
+	rec := &recordingDial{Target: echoTarget(t)}
 	open := startServer(t, Config{Dial: rec.Dial})
 	authed := startServer(t, Config{Dial: rec.Dial, Users: map[string]string{"alice": "s3cret"}})
 	req := func(cmd, atyp byte, addr ...byte) []byte {
@@ -93,13 +93,13 @@ func TestMalformed(t *testing.T) {
 		{"garbage after auth", authed, cat([]byte{5, 1, 2}, userPass("alice", "s3cret"), []byte{0xde, 0xad, 0xbe, 0xef}), cat([]byte{5, 2, 1, 0}, failure(1))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := rec.count()
+			before := rec.Count()
 			c := dialSOCKS(t, tc.server)
 			c.Write(tc.send)
 			c.CloseWrite()
 			mustEqual(t, "server sent", readAll(t, c), tc.want)
-			if rec.count() != before {
-				t.Fatalf("Dial was called for %q", rec.last())
+			if rec.Count() != before {
+				t.Fatalf("Dial was called for %q", rec.Last())
 			}
 		})
 	}
