@@ -24,6 +24,22 @@ type Config struct {
 	SiteDir   string
 	SiteProxy string
 
+	// DoHPath is where DNS-over-HTTPS is served, and every path below it.
+	// "": "/dns-query".
+	DoHPath string
+	// Upstreams are the resolvers behind DoH and the tunnel's name lookups:
+	// udp://, tcp://, tls:// or https:// URLs. Empty: the system's.
+	Upstreams []string
+
+	// Users may use the tunnel: "NAME:TOKEN" entries, and a UsersFile read
+	// again by Reload. None: no tunnel, and the server is only its website
+	// and DoH.
+	Users     []string
+	UsersFile string
+	// AllowPrivate lets tunnels reach loopback, private and link-local
+	// addresses and the server's own.
+	AllowPrivate bool
+
 	// ReadHeaderTimeout bounds the TLS handshake and the reading of request
 	// headers. 0: 10s.
 	ReadHeaderTimeout time.Duration
@@ -56,6 +72,8 @@ func DefaultStateDir() string {
 func (c *Config) readHeaderTimeout() time.Duration {
 	return orDefault(c.ReadHeaderTimeout, 10*time.Second)
 }
+
+func (c *Config) dohPath() string { return orDefault(c.DoHPath, "/dns-query") }
 
 func (c *Config) idleTimeout() time.Duration { return orDefault(c.IdleTimeout, 3*time.Minute) }
 

@@ -13,10 +13,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/porta443/porta/doh"
 	"github.com/porta443/porta/internal/selfsigned"
+	"github.com/porta443/porta/tunnel"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 )
@@ -24,10 +27,13 @@ import (
 // Server is porta's server. Build it with New, run it with Serve, stop it
 // with Shutdown.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	certs   *certSource
-	handler http.Handler // the router, before Alt-Svc is added
+	cfg      Config
+	log      *slog.Logger
+	certs    *certSource
+	resolver *doh.Resolver
+	users    *tunnel.Users   // nil: no tunnel
+	tunnel   *tunnel.Handler // nil: no tunnel
+	handler  http.Handler    // the tunnel, then the router
 
 	mu       sync.Mutex
 	https    *http.Server
@@ -36,7 +42,8 @@ type Server struct {
 }
 
 // New checks cfg and prepares everything that can fail before listening:
-// certificates are loaded, the website is opened.
+// certificates are loaded, the website is opened, upstreams and users
+// checked. Close releases what it holds if Serve is never called.
 func New(cfg Config) (*Server, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -54,12 +61,47 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
-		cfg:     cfg,
-		log:     log,
-		certs:   certs,
-		handler: &Router{Site: site},
-	}, nil
+	if p := cfg.dohPath(); p[0] != '/' || p == "/" || strings.ContainsAny(p, "?#") {
+		return nil, fmt.Errorf("--doh-path %q: want a path such as /dns-query", p)
+	}
+	resolver, err := doh.NewResolver(doh.ResolverConfig{Upstreams: cfg.Upstreams, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("--upstream: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, certs: certs, resolver: resolver}
+	router := &Router{
+		DoHPath: cfg.dohPath(),
+		DoH:     &doh.Handler{Resolver: resolver, Logger: log},
+		Site:    site,
+	}
+	s.handler = router
+	if len(cfg.Users) > 0 || cfg.UsersFile != "" {
+		if s.users, err = tunnel.NewUsers(tunnel.UsersConfig{Users: cfg.Users, File: cfg.UsersFile}); err != nil {
+			resolver.Close()
+			return nil, userError(err)
+		}
+		s.tunnel, err = tunnel.NewHandler(tunnel.HandlerConfig{
+			Next:         router,
+			Users:        s.users,
+			Resolver:     resolver,
+			AllowPrivate: cfg.AllowPrivate,
+			Logger:       log,
+		})
+		if err != nil {
+			resolver.Close()
+			return nil, err
+		}
+		s.handler = s.tunnel
+	}
+	return s, nil
+}
+
+// userError names the flag a users error came from.
+func userError(err error) error {
+	if strings.Contains(err.Error(), "users file") {
+		return fmt.Errorf("--users: %w", err)
+	}
+	return fmt.Errorf("--user: %w", err)
 }
 
 // Pin is the SHA-256 pin of the certificate in use ("sha256//BASE64"), for
@@ -68,10 +110,15 @@ func (s *Server) Pin() string {
 	return selfsigned.Pin(s.certs.current.Load().Leaf)
 }
 
-// Reload reads the certificate files again. Connections in flight keep
-// going; new handshakes get the new certificate. On error the old one stays.
+// Reload reads the certificate files and the users file again.
+// Connections in flight keep going; new handshakes get the new certificate
+// and new requests the new users. What fails to load is kept as it was.
 func (s *Server) Reload() error {
-	return s.certs.reload()
+	err := s.certs.reload()
+	if s.users != nil {
+		err = errors.Join(err, s.users.Reload())
+	}
+	return err
 }
 
 // Listeners are the sockets a Server serves on. The caller owns them: Serve
@@ -245,7 +292,34 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if ctx.Err() != nil {
 		s.closeAll()
 	}
-	return errors.Join(errs...)
+	s.drainTunnels(ctx)
+	return errors.Join(append(errs, s.Close())...)
+}
+
+// drainTunnels waits until ctx ends for tunnels that outlive their HTTP
+// server (HTTP/1.1 CONNECT, whose connections are hijacked).
+func (s *Server) drainTunnels(ctx context.Context) {
+	if s.tunnel == nil {
+		return
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for s.tunnel.Active() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Close ends every tunnel still open and releases the resolver. Shutdown
+// calls it; call it yourself only when Serve was never called.
+func (s *Server) Close() error {
+	if s.tunnel != nil {
+		s.tunnel.Close()
+	}
+	return s.resolver.Close()
 }
 
 func (s *Server) closeAll() {

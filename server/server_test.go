@@ -40,6 +40,7 @@ func start(t *testing.T, cfg server.Config, withHTTP bool) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { srv.Close() })
 	httpAddr := ""
 	if withHTTP {
 		httpAddr = "127.0.0.1:0"
@@ -65,8 +66,12 @@ func start(t *testing.T, cfg server.Config, withHTTP bool) *running {
 	return r
 }
 
-// newCertFor gives cfg the test certificate unless it has a source.
+// newCertFor gives cfg the test certificate unless it has a source, and
+// a loopback upstream unless it has one: no test asks beyond loopback.
 func newCertFor(t *testing.T, cfg *server.Config) *testenv.Cert {
+	if len(cfg.Upstreams) == 0 {
+		cfg.Upstreams = []string{testenv.NewUpstream(t, nil).URL()}
+	}
 	cert := testenv.NewCert(t)
 	if cfg.CertFile == "" && !cfg.SelfSigned {
 		cfg.CertFile, cfg.KeyFile = cert.CertFile, cert.KeyFile
@@ -197,14 +202,17 @@ func TestReloadKeepsConnectionsAndServesNewCertificate(t *testing.T) {
 
 func TestSelfSignedIsKeptAndPinned(t *testing.T) {
 	state := t.TempDir()
-	a, err := server.New(server.Config{SelfSigned: true, StateDir: state})
+	upstream := []string{testenv.NewUpstream(t, nil).URL()}
+	a, err := server.New(server.Config{SelfSigned: true, StateDir: state, Upstreams: upstream})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := server.New(server.Config{SelfSigned: true, StateDir: state})
+	defer a.Close()
+	b, err := server.New(server.Config{SelfSigned: true, StateDir: state, Upstreams: upstream})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer b.Close()
 	if a.Pin() != b.Pin() || len(a.Pin()) != len("sha256//")+44 {
 		t.Fatalf("pins %q and %q: want the same sha256//BASE64 on each start", a.Pin(), b.Pin())
 	}

@@ -30,6 +30,11 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "http-listen", Usage: "plain HTTP `ADDR`ess that redirects to HTTPS (off unless given)"},
 			&cli.StringFlag{Name: "site", Usage: "serve the static files in `DIR` as the website"},
 			&cli.StringFlag{Name: "site-proxy", Usage: "reverse-proxy the website to a local backend `URL`"},
+			&cli.StringFlag{Name: "doh-path", Value: "/dns-query", Usage: "`PATH` of DNS-over-HTTPS (and below it)"},
+			&cli.StringSliceFlag{Name: "upstream", Usage: "resolver `URL`: udp://, tcp://, tls:// or https:// (repeatable; default: the system's)"},
+			&cli.StringSliceFlag{Name: "user", Usage: "a tunnel user, `NAME:TOKEN` (repeatable; make a token with porta token)"},
+			&cli.StringFlag{Name: "users", Usage: "a `FILE` of tunnel users, read again on SIGHUP"},
+			&cli.BoolFlag{Name: "allow-private", Usage: "let tunnels reach loopback, private and link-local addresses"},
 		}, logFlags...),
 		Action: runServer,
 	}
@@ -47,13 +52,18 @@ func runServer(c *cli.Context) error {
 		return err
 	}
 	srv, err := server.New(server.Config{
-		CertFile:   c.String("cert"),
-		KeyFile:    c.String("key"),
-		SelfSigned: c.Bool("self-signed"),
-		StateDir:   c.String("state-dir"),
-		SiteDir:    c.String("site"),
-		SiteProxy:  c.String("site-proxy"),
-		Logger:     log,
+		CertFile:     c.String("cert"),
+		KeyFile:      c.String("key"),
+		SelfSigned:   c.Bool("self-signed"),
+		StateDir:     c.String("state-dir"),
+		SiteDir:      c.String("site"),
+		SiteProxy:    c.String("site-proxy"),
+		DoHPath:      c.String("doh-path"),
+		Upstreams:    c.StringSlice("upstream"),
+		Users:        c.StringSlice("user"),
+		UsersFile:    c.String("users"),
+		AllowPrivate: c.Bool("allow-private"),
+		Logger:       log,
 	})
 	if err != nil {
 		return usageError{err}
@@ -63,6 +73,7 @@ func runServer(c *cli.Context) error {
 	}
 	ls, err := server.Listen(c.String("listen"), c.String("http-listen"))
 	if err != nil {
+		srv.Close()
 		return err
 	}
 
@@ -78,7 +89,7 @@ func runServer(c *cli.Context) error {
 			return err // a listener failed
 		case <-hup:
 			if err := srv.Reload(); err != nil {
-				log.Error("reload failed; keeping the certificate in use", "err", err)
+				log.Error("reload failed; keeping what was in use", "err", err)
 			} else {
 				log.Info("reloaded")
 			}

@@ -1,0 +1,85 @@
+package testenv
+
+import (
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// Upstream is an authoritative DNS server on 127.0.0.1 (UDP and TCP, one
+// port) for the names it is given: A and AAAA from their addresses,
+// NXDOMAIN for any other name. It stands in for the resolver a server
+// forwards to, so that no test asks anything beyond loopback.
+type Upstream struct {
+	Addr    string // host:port
+	Queries atomic.Int64
+	names   map[string][]netip.Addr
+}
+
+// NewUpstream starts an Upstream for names (FQDN or not → addresses); it
+// stops when the test ends.
+func NewUpstream(t testing.TB, names map[string][]string) *Upstream {
+	t.Helper()
+	u := &Upstream{names: map[string][]netip.Addr{}}
+	for name, addrs := range names {
+		for _, a := range addrs {
+			u.names[dns.CanonicalName(name)] = append(u.names[dns.CanonicalName(name)], netip.MustParseAddr(a))
+		}
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		t.Fatal(err)
+	}
+	u.Addr = pc.LocalAddr().String()
+	udp := &dns.Server{PacketConn: pc, Handler: u}
+	tcp := &dns.Server{Listener: ln, Handler: u}
+	go udp.ActivateAndServe()
+	go tcp.ActivateAndServe()
+	t.Cleanup(func() {
+		udp.Shutdown()
+		tcp.Shutdown()
+	})
+	return u
+}
+
+// URL is the upstream as --upstream takes it.
+func (u *Upstream) URL() string { return "udp://" + u.Addr }
+
+func (u *Upstream) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
+	u.Queries.Add(1)
+	m := new(dns.Msg)
+	m.SetReply(q)
+	m.Authoritative = true
+	if len(q.Question) != 1 {
+		m.SetRcode(q, dns.RcodeFormatError)
+		w.WriteMsg(m)
+		return
+	}
+	question := q.Question[0]
+	addrs, ok := u.names[dns.CanonicalName(question.Name)]
+	if !ok {
+		m.SetRcode(q, dns.RcodeNameError)
+		m.Ns = []dns.RR{&dns.SOA{
+			Hdr: dns.RR_Header{Name: "test.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 60},
+			Ns:  "ns.test.", Mbox: "admin.test.", Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 30,
+		}}
+	}
+	hdr := dns.RR_Header{Name: question.Name, Rrtype: question.Qtype, Class: dns.ClassINET, Ttl: 300}
+	for _, a := range addrs {
+		switch {
+		case question.Qtype == dns.TypeA && a.Is4():
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: a.AsSlice()})
+		case question.Qtype == dns.TypeAAAA && a.Is6():
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: a.AsSlice()})
+		}
+	}
+	w.WriteMsg(m)
+}
