@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,9 +34,13 @@ type proc struct {
 }
 
 // startPorta runs porta with args and waits until its log says it serves;
-// it returns the address. The process is killed when the test ends.
+// it returns the address. A server gets a loopback upstream unless args
+// name one. The process is killed when the test ends.
 func startPorta(t *testing.T, args ...string) (*proc, string) {
 	t.Helper()
+	if args[0] == "server" && !slices.Contains(args, "--upstream") {
+		args = append(args, "--upstream", testenv.NewUpstream(t, nil).URL())
+	}
 	p := &proc{cmd: exec.Command("porta", args...), lines: make(chan string, 1000), exited: make(chan error, 1)}
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {
