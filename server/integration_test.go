@@ -247,7 +247,9 @@ func TestUsersFileReload(t *testing.T) {
 	r := start(t, server.Config{UsersFile: usersFile, AllowPrivate: true}, false)
 	try := func(user, token string) bool {
 		tr := &http.Transport{TLSClientConfig: r.cert.ClientTLS()}
-		tr.Proxy = func(*http.Request) (*url.URL, error) { return url.Parse("https://" + user + ":" + token + "@" + r.addr) }
+		tr.Proxy = func(*http.Request) (*url.URL, error) {
+			return url.Parse("https://" + user + ":" + token + "@" + r.addr)
+		}
 		defer tr.CloseIdleConnections()
 		resp, err := (&http.Client{Transport: tr}).Get("http://" + target + "/")
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/porta443/porta/doh"
@@ -130,20 +131,15 @@ type Listeners struct {
 }
 
 // Listen opens TCP and UDP on addr, and plain HTTP on httpAddr unless it is
-// "". With port 0 in addr, UDP takes the port TCP was given.
+// "". With port 0 in addr, UDP takes the port TCP was given (trying again
+// with another port if that one is taken on UDP).
 func Listen(addr, httpAddr string) (Listeners, error) {
 	var l Listeners
-	tcp, err := net.Listen("tcp", addr)
+	tcp, udp, err := listenPair(addr)
 	if err != nil {
 		return l, fmt.Errorf("--listen: %w", err)
 	}
-	l.TCP = tcp
-	host, _, _ := net.SplitHostPort(addr)
-	_, port, _ := net.SplitHostPort(tcp.Addr().String())
-	if l.UDP, err = net.ListenPacket("udp", net.JoinHostPort(host, port)); err != nil {
-		tcp.Close()
-		return Listeners{}, fmt.Errorf("--listen (UDP): %w", err)
-	}
+	l.TCP, l.UDP = tcp, udp
 	if httpAddr != "" {
 		if l.HTTP, err = net.Listen("tcp", httpAddr); err != nil {
 			l.Close()
@@ -151,6 +147,29 @@ func Listen(addr, httpAddr string) (Listeners, error) {
 		}
 	}
 	return l, nil
+}
+
+// listenPair opens TCP and UDP on the same address and port.
+func listenPair(addr string) (net.Listener, net.PacketConn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for tries := 0; ; tries++ {
+		tcp, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		_, tcpPort, _ := net.SplitHostPort(tcp.Addr().String())
+		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, tcpPort))
+		if err == nil {
+			return tcp, udp, nil
+		}
+		tcp.Close()
+		if port != "0" || tries == 20 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("UDP: %w", err)
+		}
+	}
 }
 
 // Close closes every listener that is set.

@@ -29,15 +29,7 @@ func NewUpstream(t testing.TB, names map[string][]string) *Upstream {
 			u.names[dns.CanonicalName(name)] = append(u.names[dns.CanonicalName(name)], netip.MustParseAddr(a))
 		}
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
-	}
+	pc, ln := listenPair(t)
 	u.Addr = pc.LocalAddr().String()
 	udp := &dns.Server{PacketConn: pc, Handler: u}
 	tcp := &dns.Server{Listener: ln, Handler: u}
@@ -82,4 +74,24 @@ func (u *Upstream) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 		}
 	}
 	w.WriteMsg(m)
+}
+
+// listenPair opens UDP and TCP on one loopback port, trying other ports
+// while the one UDP got is taken on TCP.
+func listenPair(t testing.TB) (net.PacketConn, net.Listener) {
+	t.Helper()
+	for tries := 0; ; tries++ {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
+		}
+		pc.Close()
+		if tries == 20 {
+			t.Fatal(err)
+		}
+	}
 }
