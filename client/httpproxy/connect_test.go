@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -44,6 +45,11 @@ func (p *pendingConn) Read(b []byte) (int, error) {
 	}
 	return p.Conn.Read(b)
 }
+
+type statusError int
+
+func (e statusError) Error() string   { return fmt.Sprintf("tunnel: server refused: %d", int(e)) }
+func (e statusError) HTTPStatus() int { return int(e) }
 
 // TestConnectRelay: bytes sent with the CONNECT are not lost, and each
 // side's half-close reaches the other while the other direction goes on.
@@ -111,6 +117,8 @@ func TestConnectErrors(t *testing.T) {
 		{"timeout", context.DeadlineExceeded, 504, "target timed out"},
 		{"not allowed", os.ErrPermission, 403, "target not allowed"},
 		{"other", errors.New("boom"), 502, "cannot reach target"},
+		{"status coder", fmt.Errorf("tunnel: %w", statusError(429)), 429, "too many requests"},
+		{"status coder not an error status", statusError(200), 502, "cannot reach target"},
 	} {
 		for _, via := range []string{"dial", "established"} {
 			t.Run(via+"/"+tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -58,9 +59,17 @@ func validName(name string) bool {
 	return true
 }
 
+// StatusCoder is an error that knows the HTTP status a proxy client should
+// see. A DialFunc's error (or one it wraps, or a connection's Established
+// error) may implement it to choose the status; only 4xx and 5xx count.
+type StatusCoder interface {
+	HTTPStatus() int
+}
+
 // statusFor maps a dial error to the status and short reason a client is
 // told:
 //
+//   - an error that implements StatusCoder: its status and status text;
 //   - os.ErrPermission (EACCES, EPERM): 403 target not allowed;
 //   - a timeout (context.DeadlineExceeded, net.Error.Timeout): 504;
 //   - ECONNREFUSED: 502 connection refused;
@@ -69,7 +78,10 @@ func validName(name string) bool {
 func statusFor(err error) (int, string) {
 	var dnsErr *net.DNSError
 	var netErr net.Error
+	var sc StatusCoder
 	switch {
+	case errors.As(err, &sc) && sc.HTTPStatus() >= 400 && sc.HTTPStatus() <= 599:
+		return sc.HTTPStatus(), strings.ToLower(http.StatusText(sc.HTTPStatus()))
 	case errors.Is(err, os.ErrPermission):
 		return http.StatusForbidden, "target not allowed"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -63,8 +64,11 @@ func ReplyCode(err error) byte {
 
 // ReplyForProxyStatus maps an RFC 9209 Proxy-Status error type, as an
 // HTTP proxy (such as porta's server) reports why a CONNECT failed, to a
-// reply code, so that a tunnel's refusal can implement ReplyCoder.
+// reply code, so that a tunnel's refusal can implement ReplyCoder. It
+// takes the bare type ("connection_refused") or a whole Proxy-Status
+// header value, from whose first entry it takes the error parameter.
 func ReplyForProxyStatus(errorType string) byte {
+	errorType = proxyStatusErrorType(errorType)
 	switch errorType {
 	case "destination_ip_prohibited", "http_request_denied", "proxy_configuration_error":
 		return ReplyNotAllowed
@@ -78,4 +82,17 @@ func ReplyForProxyStatus(errorType string) byte {
 		return ReplyTTLExpired
 	}
 	return ReplyGeneralFailure
+}
+
+// proxyStatusErrorType returns the error parameter of a Proxy-Status
+// header's first entry ("porta; error=dns_error; details=..."), or s
+// itself if it has none.
+func proxyStatusErrorType(s string) string {
+	entry, _, _ := strings.Cut(s, ",")
+	for _, param := range strings.Split(entry, ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(param), "error="); ok {
+			return strings.Trim(v, `" `)
+		}
+	}
+	return strings.TrimSpace(s)
 }

@@ -175,6 +175,10 @@ func TestReplyForProxyStatus(t *testing.T) {
 		"dns_timeout":               ReplyTTLExpired,
 		"proxy_internal_error":      ReplyGeneralFailure,
 		"":                          ReplyGeneralFailure,
+		`porta; error=connection_refused; details="dial tcp 192.0.2.1:80: connect: connection refused"`: ReplyConnectionRefused,
+		"porta;error=destination_ip_prohibited":                                                         ReplyNotAllowed,
+		`porta; details="error=dns_error"`:                                                              ReplyGeneralFailure,
+		"a; error=dns_timeout, b; error=connection_refused":                                             ReplyTTLExpired,
 	} {
 		if got := ReplyForProxyStatus(typ); got != want {
 			t.Errorf("%q: got %#x, want %#x", typ, got, want)
