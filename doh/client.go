@@ -38,7 +38,22 @@ func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 		return nil, fmt.Errorf("doh: pack query: %w", err)
 	}
 	wire[0], wire[1] = 0, 0
+	body, err := c.exchangeWire(ctx, wire)
+	if err != nil {
+		return nil, err
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(body); err != nil {
+		return nil, fmt.Errorf("doh: %s: unpack answer: %w", c.URL, err)
+	}
+	r.Id = m.Id
+	return r, nil
+}
+
+// exchangeWire sends a query in wire form and returns the answer's body.
+func (c *Client) exchangeWire(ctx context.Context, wire []byte) ([]byte, error) {
 	var req *http.Request
+	var err error
 	if c.Method == http.MethodPost || len(wire) > maxGETQuery {
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(wire))
 		if err == nil {
@@ -78,10 +93,5 @@ func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	if len(body) > MaxMessageSize {
 		return nil, fmt.Errorf("doh: %s: answer longer than %d bytes", c.URL, MaxMessageSize)
 	}
-	r := new(dns.Msg)
-	if err := r.Unpack(body); err != nil {
-		return nil, fmt.Errorf("doh: %s: unpack answer: %w", c.URL, err)
-	}
-	r.Id = m.Id
-	return r, nil
+	return body, nil
 }

@@ -3,6 +3,7 @@ package doh
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/miekg/dns"
@@ -53,16 +54,13 @@ func (r *Resolver) join(q *query, msg []byte) *flight {
 	if f := r.flights[string(q.keyBytes)]; f != nil {
 		return f
 	}
-	name, _, err := dns.UnpackDomainName(msg, q.nameOff)
-	if err != nil {
-		name = "." // parseQuery let it through, so this cannot happen
-	}
-	up := new(dns.Msg)
-	up.RecursionDesired = true
-	up.AuthenticatedData = true
-	up.CheckingDisabled = q.cd
-	up.Question = []dns.Question{{Name: name, Qtype: q.qtype, Qclass: q.qclass}}
-	up.SetEdns0(ednsSize, q.do) // a fresh OPT: no Client Subnet, no cookies
+	// A fresh query: RD, AD (RFC 6840 §5.7), the client's CD, and an OPT
+	// record with only the DO bit: no Client Subnet, no cookies, no padding.
+	qlen := len(q.name) + 4
+	up := make([]byte, 0, 12+qlen+11)
+	up = append(up, 0, 0, 0x01, 0x20|b2u8(q.cd)<<4, 0, 1, 0, 0, 0, 0, 0, 1)
+	up = append(up, msg[q.nameOff:q.nameOff+qlen]...)
+	up = append(up, 0, 0, 41, ednsSize>>8, ednsSize&0xFF, 0, 0, b2u8(q.do)<<7, 0, 0, 0)
 	f := &flight{done: make(chan struct{})}
 	key := string(q.keyBytes)
 	r.flights[key] = f
@@ -72,14 +70,17 @@ func (r *Resolver) join(q *query, msg []byte) *flight {
 }
 
 // fly asks the upstreams, caches what can be cached and ends the flight.
-func (r *Resolver) fly(key string, f *flight, up *dns.Msg) {
+func (r *Resolver) fly(key string, f *flight, up []byte) {
 	defer r.wg.Done()
 	ctx, cancel := context.WithTimeout(r.ctx, r.timeout)
 	resp, err := r.ups.exchange(ctx, up)
 	cancel()
 	var e *cache.Entry
 	if err == nil {
-		e, err = r.entry(up, resp)
+		e, err = cache.ParseEntry(resp, r.maxTTL, r.now())
+		if errors.Is(err, cache.ErrUnusual) {
+			e, err = r.entrySlow(up, resp)
+		}
 	}
 	if err != nil {
 		r.log.Warn("doh: upstreams failed", "err", err)
@@ -98,9 +99,17 @@ func (r *Resolver) fly(key string, f *flight, up *dns.Msg) {
 	close(f.done)
 }
 
-// entry turns an upstream's answer into a cache entry: the question as
-// asked, its records without the upstream's OPT, and any extended errors.
-func (r *Resolver) entry(up, resp *dns.Msg) (*cache.Entry, error) {
+// entrySlow makes an entry the long way, through miekg/dns, for answers
+// that cache.ParseEntry leaves alone: the question as asked, the records
+// without the upstream's OPT, and any extended errors.
+func (r *Resolver) entrySlow(upWire, respWire []byte) (*cache.Entry, error) {
+	up, resp := new(dns.Msg), new(dns.Msg)
+	if err := up.Unpack(upWire); err != nil {
+		return nil, err
+	}
+	if err := resp.Unpack(respWire); err != nil {
+		return nil, fmt.Errorf("upstream answer: %w", err)
+	}
 	m := &dns.Msg{
 		MsgHdr: dns.MsgHdr{
 			Response:           true,
@@ -138,7 +147,9 @@ func (r *Resolver) entry(up, resp *dns.Msg) (*cache.Entry, error) {
 
 // failure is the SERVFAIL for a question no upstream answered, with an
 // extended error saying why (RFC 8914 §4.23, §4.24).
-func (r *Resolver) failure(up *dns.Msg, err error) *cache.Entry {
+func (r *Resolver) failure(upWire []byte, err error) *cache.Entry {
+	up := new(dns.Msg)
+	up.Unpack(upWire) // our own query: it unpacks
 	m := &dns.Msg{
 		MsgHdr:   dns.MsgHdr{Response: true, RecursionAvailable: true, Rcode: dns.RcodeServerFailure},
 		Question: up.Question,

@@ -25,6 +25,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 //	refused  REFUSED
 //	drop     no answer at all
 //	slow     the answer after 300 ms
+//	lossy    the first query for each name is dropped, later ones answered
 //	anything else: A 192.0.2.1 with TTL 300 (and a second A with TTL 60
 //	for names starting "two")
 //
@@ -39,6 +40,7 @@ type testUpstream struct {
 	udp     atomic.Int64
 	tcp     atomic.Int64
 	last    *dns.Msg // the last query received
+	seen    map[string]bool
 }
 
 func newTestUpstream(t testing.TB) *testUpstream {
@@ -139,6 +141,18 @@ func (u *testUpstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		m.Rcode = dns.RcodeRefused
 	case "drop":
 		return
+	case "lossy":
+		u.mu.Lock()
+		first := !u.seen[q.Name]
+		if u.seen == nil {
+			u.seen = make(map[string]bool)
+		}
+		u.seen[q.Name] = true
+		u.mu.Unlock()
+		if first {
+			return
+		}
+		m.Answer = []dns.RR{a("192.0.2.1", ttl)}
 	case "slow":
 		time.Sleep(300 * time.Millisecond)
 		m.Answer = []dns.RR{a("192.0.2.1", ttl)}

@@ -116,7 +116,6 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	r.ups.perAttempt = cfg.AttemptTimeout
 	for _, s := range urls {
 		u, err := newUpstream(s, cfg.TLSConfig, cfg.AttemptTimeout)
 		if err != nil {

@@ -346,3 +346,23 @@ func TestResolverOddQueries(t *testing.T) {
 		t.Fatalf("odd queries reached the upstream %d times", n)
 	}
 }
+
+func TestResolverResendsLostUDP(t *testing.T) {
+	up := newTestUpstream(t)
+	const attempt = 5 * time.Second
+	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}, AttemptTimeout: attempt, Timeout: 3 * attempt})
+	exchange(t, r, newQuery("www.example", dns.TypeA)) // measures the round trip
+	start := time.Now()
+	resp := exchange(t, r, newQuery("lossy.example", dns.TypeA))
+	if len(resp.Answer) != 1 {
+		t.Fatalf("answer: %v", resp)
+	}
+	// The resend comes after 100 ms (4 round trips at least that); a new
+	// attempt would come only after the attempt timeout.
+	if took := time.Since(start); took >= attempt {
+		t.Fatalf("lost query answered after %v: no resend before the attempt timeout", took)
+	}
+	if n := up.udp.Load(); n != 3 {
+		t.Fatalf("upstream saw %d UDP queries, want 3 (one, then the lost one twice)", n)
+	}
+}

@@ -11,12 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
 )
 
 // upstream is one resolver that the Resolver forwards to.
 type upstream interface {
-	exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error)
+	// exchange sends a query in wire form and returns the raw answer, which
+	// carries the query's ID.
+	exchange(ctx context.Context, q []byte) ([]byte, error)
 	close()
 	String() string
 }
@@ -60,7 +61,7 @@ func newUpstream(raw string, tlsConf *tls.Config, timeout time.Duration) (upstre
 		if err != nil {
 			return nil, err
 		}
-		return newStreamUpstream("tcp://"+addr, addr, &dns.Client{Net: "tcp", Timeout: timeout}), nil
+		return newStreamUpstream("tcp://"+addr, addr, "tcp", nil, timeout), nil
 	case "tls":
 		addr, err := withPort("853")
 		if err != nil {
@@ -70,7 +71,7 @@ func newUpstream(raw string, tlsConf *tls.Config, timeout time.Duration) (upstre
 		if tc.ServerName == "" {
 			tc.ServerName = u.Hostname()
 		}
-		return newStreamUpstream("tls://"+addr, addr, &dns.Client{Net: "tcp-tls", Timeout: timeout, TLSConfig: tc}), nil
+		return newStreamUpstream("tls://"+addr, addr, "tls", tc, timeout), nil
 	case "https":
 		if _, err := withPort("443"); err != nil {
 			return nil, err
@@ -85,7 +86,7 @@ func newUpstream(raw string, tlsConf *tls.Config, timeout time.Duration) (upstre
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: timeout,
 		}
-		return &httpsUpstream{Client: Client{URL: u.String(), HTTPClient: &http.Client{Transport: tr}}, tr: tr}, nil
+		return &httpsUpstream{Client: Client{URL: u.String(), HTTPClient: &http.Client{Transport: tr, Timeout: timeout}}, tr: tr}, nil
 	}
 	return nil, fmt.Errorf("upstream %q: scheme must be udp, tcp, tls or https", raw)
 }
@@ -102,8 +103,21 @@ type httpsUpstream struct {
 	tr *http.Transport
 }
 
-func (u *httpsUpstream) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
-	return u.Exchange(ctx, m)
+// exchange sends q with ID 0, as RFC 8484 §4.1 asks, and gives the answer
+// q's ID.
+func (u *httpsUpstream) exchange(ctx context.Context, q []byte) ([]byte, error) {
+	msg := make([]byte, len(q))
+	copy(msg, q)
+	msg[0], msg[1] = 0, 0
+	r, err := u.exchangeWire(ctx, msg)
+	if err != nil {
+		return nil, err
+	}
+	if len(r) < 12 {
+		return nil, fmt.Errorf("doh: %s: short answer", u.URL)
+	}
+	r[0], r[1] = q[0], q[1]
+	return r, nil
 }
 func (u *httpsUpstream) close()         { u.tr.CloseIdleConnections() }
 func (u *httpsUpstream) String() string { return u.URL }

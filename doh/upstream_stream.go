@@ -2,11 +2,13 @@ package doh
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"sync"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 // maxIdleConns is how many idle TCP or TLS connections an upstream keeps.
@@ -15,36 +17,31 @@ const maxIdleConns = 4
 // streamUpstream asks over TCP or TLS, reusing connections (RFC 7766 §6.2.1).
 // Each connection carries one query at a time.
 type streamUpstream struct {
-	name   string
-	addr   string
-	client *dns.Client
+	name    string
+	addr    string
+	network string      // "tcp" or "tls"
+	tls     *tls.Config // for "tls"
+	timeout time.Duration
 
 	mu     sync.Mutex
-	idle   []*dns.Conn
+	idle   []net.Conn
 	closed bool
 }
 
-func newStreamUpstream(name, addr string, c *dns.Client) *streamUpstream {
-	return &streamUpstream{name: name, addr: addr, client: c}
+func newStreamUpstream(name, addr, network string, tlsConf *tls.Config, timeout time.Duration) *streamUpstream {
+	return &streamUpstream{name: name, addr: addr, network: network, tls: tlsConf, timeout: timeout}
 }
 
-func (u *streamUpstream) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+func (u *streamUpstream) exchange(ctx context.Context, q []byte) ([]byte, error) {
 	for {
 		conn, reused := u.get()
 		if conn == nil {
 			var err error
-			if conn, err = u.client.DialContext(ctx, u.addr); err != nil {
+			if conn, err = u.dial(ctx); err != nil {
 				return nil, fmt.Errorf("%s: %w", u.name, err)
 			}
 		}
-		// miekg/dns takes only ctx's deadline; cancellation (Close) needs
-		// the connection's deadline moved.
-		stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-		r, _, err := u.client.ExchangeWithConnContext(ctx, m, conn)
-		if !stop() {
-			conn.Close() // its deadline is spoiled
-			return nil, fmt.Errorf("%s: %w", u.name, ctx.Err())
-		}
+		r, err := u.roundTrip(ctx, conn, q)
 		if err == nil {
 			u.put(conn)
 			return r, nil
@@ -58,7 +55,51 @@ func (u *streamUpstream) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, er
 	}
 }
 
-func (u *streamUpstream) get() (*dns.Conn, bool) {
+func (u *streamUpstream) dial(ctx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	if u.network == "tls" {
+		d := tls.Dialer{Config: u.tls}
+		return d.DialContext(ctx, "tcp", u.addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", u.addr)
+}
+
+// roundTrip writes q with its length prefix and reads one answer, which
+// must carry q's ID.
+func (u *streamUpstream) roundTrip(ctx context.Context, conn net.Conn, q []byte) ([]byte, error) {
+	deadline := time.Now().Add(u.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	msg := make([]byte, 2+len(q))
+	binary.BigEndian.PutUint16(msg, uint16(len(q)))
+	copy(msg[2:], q)
+	if _, err := conn.Write(msg); err != nil {
+		return nil, err
+	}
+	var n [2]byte
+	if _, err := io.ReadFull(conn, n[:]); err != nil {
+		return nil, err
+	}
+	r := make([]byte, binary.BigEndian.Uint16(n[:]))
+	if _, err := io.ReadFull(conn, r); err != nil {
+		return nil, err
+	}
+	if len(r) < 12 || r[0] != q[0] || r[1] != q[1] {
+		return nil, fmt.Errorf("answer with the wrong ID")
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return r, nil
+}
+
+func (u *streamUpstream) get() (net.Conn, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if n := len(u.idle); n > 0 {
@@ -69,7 +110,7 @@ func (u *streamUpstream) get() (*dns.Conn, bool) {
 	return nil, false
 }
 
-func (u *streamUpstream) put(c *dns.Conn) {
+func (u *streamUpstream) put(c net.Conn) {
 	u.mu.Lock()
 	if !u.closed && len(u.idle) < maxIdleConns {
 		u.idle = append(u.idle, c)

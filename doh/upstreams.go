@@ -2,6 +2,7 @@ package doh
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"sync/atomic"
@@ -13,8 +14,7 @@ import (
 // upstreams forwards to the fastest healthy upstream and fails over to the
 // next on error or timeout.
 type upstreams struct {
-	list       []*tracked
-	perAttempt time.Duration
+	list []*tracked
 }
 
 // tracked is an upstream with what has been measured of it.
@@ -25,35 +25,38 @@ type tracked struct {
 	downUntil atomic.Int64 // unix ns before which it is tried last
 }
 
-// exchange asks the upstreams in order of health and round-trip time, each
-// for at most perAttempt, going round them twice while ctx lasts.
-func (us *upstreams) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+// exchange asks the upstreams for the answer to q, a query in wire form, in
+// order of health and round-trip time, each for at most AttemptTimeout, going
+// round them twice while ctx lasts. SERVFAIL and REFUSED move on to the
+// next upstream but are returned when no one does better.
+func (us *upstreams) exchange(ctx context.Context, q []byte) ([]byte, error) {
 	order := us.order(time.Now())
 	var errs []error
-	var soft *dns.Msg // a SERVFAIL or REFUSED, returned if no one does better
+	var soft []byte
 	for round := 0; round < 2 && soft == nil; round++ {
 		for _, u := range order {
 			if ctx.Err() != nil {
 				return nil, errors.Join(append(errs, ctx.Err())...)
 			}
-			m.Id = dns.Id()
-			actx, cancel := context.WithTimeout(ctx, us.perAttempt)
+			// Each upstream bounds its own attempt by AttemptTimeout: a
+			// context per attempt would cost a timer and allocations on
+			// every miss.
 			start := time.Now()
-			r, err := u.exchange(actx, m)
-			cancel()
+			r, err := u.exchange(ctx, q)
 			if err == nil {
-				err = checkReply(m, r)
+				err = checkReply(q, r)
 			}
-			if err == nil {
-				u.succeeded(time.Since(start))
-				if r.Rcode != dns.RcodeServerFailure && r.Rcode != dns.RcodeRefused {
-					return r, nil
-				}
+			if err != nil {
+				u.failed(time.Now())
+				errs = append(errs, err)
+				continue
+			}
+			u.succeeded(time.Since(start))
+			if rcode := r[3] & 0x0F; rcode == dns.RcodeServerFailure || rcode == dns.RcodeRefused {
 				soft = r
 				continue
 			}
-			u.failed(time.Now())
-			errs = append(errs, err)
+			return r, nil
 		}
 	}
 	if soft != nil {
@@ -118,23 +121,31 @@ func (u *tracked) failed(now time.Time) {
 
 var errMismatch = errors.New("upstream answered a different question")
 
-// checkReply rejects an answer that is not to the question asked.
-func checkReply(q, r *dns.Msg) error {
-	if r == nil || !r.Response {
-		return errors.New("upstream sent no response")
-	}
-	if len(r.Question) == 0 && r.Rcode != dns.RcodeSuccess {
-		return nil // some servers drop the question from errors
-	}
-	if len(r.Question) != 1 || r.Question[0].Qtype != q.Question[0].Qtype ||
-		r.Question[0].Qclass != q.Question[0].Qclass ||
-		!equalFoldASCII(r.Question[0].Name, q.Question[0].Name) {
+// checkReply rejects an answer that is not to the question asked: q is a
+// query with one question, r the answer in wire form.
+func checkReply(q, r []byte) error {
+	if len(r) < 12 || r[2]&0x80 == 0 || r[0] != q[0] || r[1] != q[1] || (r[2]^q[2])&0x78 != 0 {
 		return errMismatch
 	}
-	return nil
+	switch binary.BigEndian.Uint16(r[4:]) {
+	case 0:
+		if r[3]&0x0F != dns.RcodeSuccess {
+			return nil // some servers drop the question from errors
+		}
+	case 1:
+		qEnd, err := questionName(q, 12)
+		if err != nil {
+			return err
+		}
+		qEnd += 4
+		if len(r) >= qEnd && equalFoldASCII(r[12:qEnd], q[12:qEnd]) {
+			return nil
+		}
+	}
+	return errMismatch
 }
 
-func equalFoldASCII(a, b string) bool {
+func equalFoldASCII(a, b []byte) bool {
 	if len(a) != len(b) {
 		return false
 	}

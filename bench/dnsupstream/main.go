@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -38,9 +39,21 @@ func main() {
 	n := flag.Int("n", 100, "names for -mode queries")
 	prefix := flag.String("prefix", "n", "name prefix for -mode queries")
 	dir := flag.String("dir", ".", "directory for -mode cert")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the server here")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	var err error
 	switch *mode {
 	case "upstream":
@@ -57,7 +70,10 @@ func main() {
 		err = fmt.Errorf("unknown -mode %q", *mode)
 	}
 	if err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		stop()
+		pprof.StopCPUProfile()
+		os.Exit(1)
 	}
 }
 
@@ -106,8 +122,11 @@ func serveUpstream(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
+	if uc, ok := pc.(*net.UDPConn); ok {
+		uc.SetReadBuffer(4 << 20) // bursts from the resolvers under test
+	}
 	h := dns.HandlerFunc(answerAny)
-	servers := []*dns.Server{{PacketConn: pc, Handler: h, ReusePort: true}, {Listener: ln, Handler: h}}
+	servers := []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}}
 	errc := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() { errc <- s.ActivateAndServe() }()
