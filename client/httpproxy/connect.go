@@ -74,6 +74,14 @@ type prefixConn struct {
 
 func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// SetLinger sets the underlying connection's linger, if it has one.
+func (c *prefixConn) SetLinger(sec int) error {
+	if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+		return l.SetLinger(sec)
+	}
+	return fmt.Errorf("httpproxy: %T has no linger", c.Conn)
+}
+
 // CloseWrite half-closes the underlying connection, if it can.
 func (c *prefixConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {

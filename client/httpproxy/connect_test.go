@@ -174,7 +174,7 @@ func TestConnectFastOpen(t *testing.T) {
 	c.Write([]byte("hello"))
 	p := <-pending
 	p.answer <- errors.New("tunnel: server refused: 502 Bad Gateway")
-	if rest := readToClose(t, br); len(rest) != 0 {
-		t.Fatalf("after the refusal: %q", rest)
+	if rest, err := io.ReadAll(br); len(rest) != 0 || !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after the refusal: %q, %v; want a reset", rest, err)
 	}
 }

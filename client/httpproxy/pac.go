@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
@@ -33,6 +34,28 @@ func (s *Server) pac(r *http.Request) string {
 		proxies = []string{"PROXY " + selfAddress(r)}
 	}
 	return strings.Replace(pacTemplate, "%s", strings.Join(proxies, "; "), 1)
+}
+
+// isSelf reports whether an absolute-form request names the address it
+// came to.
+func isSelf(r *http.Request) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	self, err := netip.ParseAddrPort(local.String())
+	if err != nil {
+		return false
+	}
+	port := r.URL.Port()
+	if port == "" {
+		port = "80"
+		if r.URL.Scheme == "https" {
+			port = "443"
+		}
+	}
+	target, err := netip.ParseAddrPort(net.JoinHostPort(r.URL.Hostname(), port))
+	return err == nil && target.Addr().Unmap() == self.Addr().Unmap() && target.Port() == self.Port()
 }
 
 // selfAddress is the address the request came to: this proxy.

@@ -41,6 +41,20 @@ func TestPAC(t *testing.T) {
 			t.Fatalf("POST: %d", resp.StatusCode)
 		}
 	})
+	t.Run("through itself", func(t *testing.T) {
+		rec := &recordingDial{Target: "127.0.0.1:1"}
+		proxy := startServer(t, Config{Dial: rec.Dial})
+		_, out, err := relaytest.Curl(t, "-x", "http://"+proxy, "http://"+proxy+"/proxy.pac")
+		if err != nil || !strings.Contains(string(out), "PROXY "+proxy) {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if _, _, err := relaytest.Curl(t, "-x", "http://"+proxy, "http://"+proxy+"/other"); err == nil || !strings.Contains(err.Error(), "404") {
+			t.Fatalf("other path through itself: %v", err)
+		}
+		if rec.Count() != 0 {
+			t.Fatalf("dialed %q", rec.Last())
+		}
+	})
 	t.Run("whole file", func(t *testing.T) {
 		const pac = "function FindProxyForURL(url, host) { return \"SOCKS5 127.0.0.1:1080\"; }\n"
 		proxy := startServer(t, Config{Dial: relaytest.DialDirect, PAC: pac})

@@ -114,7 +114,9 @@ func New(cfg Config) (*Server, error) {
 }
 
 // ServeHTTP serves one request: CONNECT, an absolute-form request, or the
-// PAC file; any other request is answered 404 and never forwarded.
+// PAC file; any other request is answered 404 and never forwarded. An
+// absolute-form request for the proxy's own address is served as if it
+// were origin-form, never forwarded to itself.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.enter() {
 		http.Error(w, "proxy shutting down", http.StatusServiceUnavailable)
@@ -130,7 +132,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodConnect:
 		s.connect(w, r)
-	case r.URL.IsAbs():
+	case r.URL.IsAbs() && !isSelf(r):
 		s.forward(w, r)
 	case r.URL.Path == "/proxy.pac" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		s.servePAC(w, r)

@@ -160,8 +160,8 @@ func TestFastOpen(t *testing.T) {
 	c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
 	p := <-pending
 	p.answer <- codedError(ReplyConnectionRefused)
-	if rest := readAll(t, c); len(rest) != 0 {
-		t.Fatalf("after the refusal: %q", rest)
+	if rest, err := io.ReadAll(c); len(rest) != 0 || !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after the refusal: %q, %v; want a reset", rest, err)
 	}
 }
 

@@ -31,24 +31,31 @@ type closeWriter interface{ CloseWrite() error }
 // A clean end of one direction (io.EOF) is passed on as a half-close:
 // CloseWrite on the other connection if it has one; a connection without
 // CloseWrite is closed instead, which ends the other direction too. A read
-// or write error in either direction closes both at once. Run returns the
-// first such error, or nil when both directions ended cleanly.
+// or write error in either direction (a target that refused or was reset,
+// a client that vanished) aborts both at once: connections with SetLinger
+// are reset rather than closed, so that neither side can take the end for
+// a clean one. Run returns the first such error, or nil when both
+// directions ended cleanly.
 func (r *Relay) Run(ctx context.Context, a, b net.Conn) error {
 	var once sync.Once
-	closeBoth := func() {
+	closeBoth := func(abort bool) {
 		once.Do(func() {
+			if abort {
+				reset(a)
+				reset(b)
+			}
 			a.Close()
 			b.Close()
 		})
 	}
-	stop := context.AfterFunc(ctx, closeBoth)
+	stop := context.AfterFunc(ctx, func() { closeBoth(true) })
 	defer stop()
 
 	errc := make(chan error, 1)
 	go func() { errc <- r.copy(b, a, closeBoth) }()
 	err1 := r.copy(a, b, closeBoth)
 	err2 := <-errc
-	closeBoth()
+	closeBoth(false)
 	if err := errors.Join(err1, err2); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("relay: %w", ctx.Err())
@@ -60,12 +67,12 @@ func (r *Relay) Run(ctx context.Context, a, b net.Conn) error {
 
 // copy copies src to dst and half-closes dst at src's end. On failure it
 // closes both connections, so that the other direction ends as well.
-func (r *Relay) copy(dst, src net.Conn, closeBoth func()) error {
+func (r *Relay) copy(dst, src net.Conn, closeBoth func(abort bool)) error {
 	buf := r.get()
 	_, err := io.CopyBuffer(dst, src, *buf)
 	r.bufs.Put(buf)
 	if err != nil {
-		closeBoth()
+		closeBoth(true)
 		return fmt.Errorf("relay %s → %s: %w", src.RemoteAddr(), dst.RemoteAddr(), err)
 	}
 	if cw, ok := dst.(closeWriter); ok {
@@ -73,8 +80,15 @@ func (r *Relay) copy(dst, src net.Conn, closeBoth func()) error {
 			return nil
 		}
 	}
-	closeBoth()
+	closeBoth(false)
 	return nil
+}
+
+// reset makes Close send a TCP reset, where c can.
+func reset(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
+	}
 }
 
 func (r *Relay) get() *[]byte {
