@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/porta443/porta/internal/relay"
 )
 
 // established is the answer to a CONNECT whose tunnel is open.
@@ -29,10 +31,8 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	target, err := s.cfg.Dial(dctx, "tcp", address)
 	if err == nil && s.cfg.NoFastOpen {
-		if e, ok := target.(Establisher); ok {
-			if err = e.Established(dctx); err != nil {
-				target.Close()
-			}
+		if err = relay.Established(dctx, target); err != nil {
+			target.Close()
 		}
 	}
 	cancel()

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/porta443/porta/internal/relay"
 )
 
 // lingerTime is how long a failed connection is drained after its error
@@ -66,11 +68,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 }
 
 func establishedOrClose(ctx context.Context, c net.Conn) error {
-	if e, ok := c.(Establisher); ok {
-		if err := e.Established(ctx); err != nil {
-			c.Close()
-			return fmt.Errorf("socks5: %w", err)
-		}
+	if err := relay.Established(ctx, c); err != nil {
+		c.Close()
+		return fmt.Errorf("socks5: %w", err)
 	}
 	return nil
 }
