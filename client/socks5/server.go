@@ -64,7 +64,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Dial == nil {
 		return nil, errors.New("socks5: no Dial")
 	}
-	if cfg.Users != nil && cfg.Authenticate != nil {
+	if len(cfg.Users) > 0 && cfg.Authenticate != nil {
 		return nil, errors.New("socks5: both Users and Authenticate set")
 	}
 	if cfg.HandshakeTimeout < 0 || cfg.DialTimeout < 0 {
