@@ -6,8 +6,8 @@ import (
 )
 
 const (
-	smallBuf = 2 << 10  // what an idle direction holds while it waits
-	largeBuf = 64 << 10 // what a busy direction borrows from the pool
+	smallBuf = 2 << 10   // what an idle direction holds while it waits
+	largeBuf = 256 << 10 // what a busy direction borrows from the pool
 )
 
 // bufPool lends large copy buffers. It belongs to a Handler or Dialer

@@ -101,6 +101,7 @@ func (c *tunnelConn) Close() error {
 	c.closed = true
 	st := c.st
 	c.mu.Unlock()
+	c.s.release()
 	if st != nil {
 		return st.Close()
 	}

@@ -220,3 +220,58 @@ func TestConcurrentStreams(t *testing.T) {
 		waitFor(t, "tunnels to close", 20*time.Second, func() bool { return ts.h.Active() == 0 })
 	})
 }
+
+// TestDialerSpreadsStreams: when a connection to the server carries
+// MaxStreamsPerConn tunnels, the Dialer opens another, and closing tunnels
+// frees their slots.
+func TestDialerSpreadsStreams(t *testing.T) {
+	for _, mode := range []string{"h2", "h3"} {
+		t.Run(mode, func(t *testing.T) {
+			ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
+			target := echoTarget(t)
+			d, err := NewDialer(DialerConfig{
+				Servers:           []string{"https://" + testUser + ":" + testToken + "@" + ts.addr},
+				RootCAs:           ts.cert.Pool,
+				Transport:         mode,
+				MaxStreamsPerConn: 3,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			var conns []net.Conn
+			for i := range 7 {
+				c, err := d.Dial("tcp", target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, c)
+				c.Write([]byte{byte(i)})
+				b := make([]byte, 1)
+				if _, err := io.ReadFull(c, b); err != nil || b[0] != byte(i) {
+					t.Fatalf("echo %d: %v", i, err)
+				}
+			}
+			d.mu.Lock()
+			n := len(d.sessions)
+			d.mu.Unlock()
+			if n != 3 {
+				t.Fatalf("7 tunnels at 3 per connection used %d connections, want 3", n)
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+			c, err := d.Dial("tcp", target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			d.mu.Lock()
+			n = len(d.sessions)
+			d.mu.Unlock()
+			if n != 3 || d.Protocol() != mode {
+				t.Fatalf("after closing: %d connections, protocol %q", n, d.Protocol())
+			}
+		})
+	}
+}

@@ -44,13 +44,18 @@ type DialerConfig struct {
 	HTTP2 *http.HTTP2Config
 	// QUIC tunes the QUIC connection. Nil: ClientQUICConfig().
 	QUIC *quic.Config
+	// MaxStreamsPerConn is how many tunneled connections share one
+	// connection to the server before the Dialer opens another. It must
+	// not exceed the server's stream limit (1024 with ServerHTTP2Config
+	// and ServerQUICConfig). Zero: 1000.
+	MaxStreamsPerConn int
 	// Logger receives connection events. Nil: discard.
 	Logger *slog.Logger
 }
 
 // Dialer opens tunneled TCP connections through a porta server. It keeps
-// one connection to one server and opens a CONNECT stream per DialContext.
-// It is safe for concurrent use.
+// one connection to one server (more only while one is full) and opens a
+// CONNECT stream per DialContext. It is safe for concurrent use.
 type Dialer struct {
 	cfg     DialerConfig
 	servers []*serverInfo
@@ -61,7 +66,7 @@ type Dialer struct {
 	cancel context.CancelFunc
 
 	mu         sync.Mutex
-	cur        session
+	sessions   []session     // live ones first; the first is the preferred
 	connecting chan struct{} // closed when the running connect ends
 	connErr    error
 	closed     bool
@@ -97,6 +102,12 @@ func NewDialer(cfg DialerConfig) (*Dialer, error) {
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.MaxStreamsPerConn < 0 {
+		return nil, errors.New("tunnel: negative MaxStreamsPerConn")
+	}
+	if cfg.MaxStreamsPerConn == 0 {
+		cfg.MaxStreamsPerConn = 1000
 	}
 	if cfg.HTTP2 == nil {
 		cfg.HTTP2 = ClientHTTP2Config()
@@ -184,7 +195,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	if err != nil {
 		return nil, err
 	}
-	return s.newConn(address), nil
+	return s.newConn(address), nil // the conn releases the slot on Close
 }
 
 // Dial is DialContext with a background context.
@@ -197,10 +208,12 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 func (d *Dialer) Protocol() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.cur == nil || !d.cur.alive() {
-		return ""
+	for _, s := range d.sessions {
+		if s.alive() {
+			return s.proto()
+		}
 	}
-	return d.cur.proto()
+	return ""
 }
 
 // Close closes the connection to the server and every tunneled
@@ -208,22 +221,23 @@ func (d *Dialer) Protocol() string {
 func (d *Dialer) Close() error {
 	d.mu.Lock()
 	d.closed = true
-	cur := d.cur
-	d.cur = nil
+	ss := d.sessions
+	d.sessions = nil
 	d.mu.Unlock()
 	d.cancel()
-	var err error
-	if cur != nil {
-		err = cur.close()
+	var errs []error
+	for _, s := range ss {
+		errs = append(errs, s.close())
 	}
 	d.wg.Wait()
-	return err
+	return errors.Join(errs...)
 }
 
 var errDialerClosed = errors.New("tunnel: dialer closed")
 
-// session returns the live session, connecting if there is none. Only one
-// connect runs at a time; concurrent callers wait for it.
+// session returns a live session with a stream slot reserved for the
+// caller, connecting if every session is dead or full. Only one connect runs
+// at a time; concurrent callers wait for it.
 func (d *Dialer) session(ctx context.Context) (session, error) {
 	for {
 		d.mu.Lock()
@@ -231,15 +245,22 @@ func (d *Dialer) session(ctx context.Context) (session, error) {
 			d.mu.Unlock()
 			return nil, errDialerClosed
 		}
-		if d.cur != nil && d.cur.alive() {
-			s := d.cur
-			d.mu.Unlock()
-			return s, nil
+		live := d.sessions[:0]
+		for _, s := range d.sessions {
+			if s.alive() {
+				live = append(live, s)
+				continue
+			}
+			d.wg.Add(1)
+			go func() { defer d.wg.Done(); s.close() }() // its streams end with it
 		}
-		if d.cur != nil {
-			old := d.cur
-			d.cur = nil
-			go old.close() // its streams end with it
+		clear(d.sessions[len(live):])
+		d.sessions = live
+		for _, s := range live {
+			if s.reserve(d.cfg.MaxStreamsPerConn) {
+				d.mu.Unlock()
+				return s, nil
+			}
 		}
 		ch := d.connecting
 		if ch == nil {
@@ -255,9 +276,9 @@ func (d *Dialer) session(ctx context.Context) (session, error) {
 			return nil, ctx.Err()
 		}
 		d.mu.Lock()
-		err, cur := d.connErr, d.cur
+		err, n := d.connErr, len(d.sessions)
 		d.mu.Unlock()
-		if cur == nil {
+		if n == 0 {
 			return nil, err
 		}
 	}
@@ -306,7 +327,9 @@ func (d *Dialer) connect(done chan struct{}) {
 		s.close()
 		s = nil
 	}
-	d.cur = s
+	if s != nil {
+		d.sessions = append(d.sessions, s)
+	}
 	d.connErr = nil
 	if s == nil {
 		d.connErr = fmt.Errorf("tunnel: no server reachable: %w", errors.Join(errs...))

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,7 +19,24 @@ type session interface {
 	proto() string
 	close() error
 	newConn(target string) net.Conn
+	// reserve takes a stream slot if fewer than max are taken; the conn
+	// made with it gives it back with release.
+	reserve(max int) bool
+	release()
 }
+
+// slots counts a session's tunneled connections.
+type slots struct{ n atomic.Int64 }
+
+func (s *slots) reserve(max int) bool {
+	if s.n.Add(1) > int64(max) {
+		s.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *slots) release() { s.n.Add(-1) }
 
 // clientStream is one CONNECT stream seen from the client.
 type clientStream interface {

@@ -13,6 +13,7 @@ import (
 
 // h2Session is one HTTP/2 connection to a server.
 type h2Session struct {
+	slots
 	d  *Dialer
 	si *serverInfo
 	tr *http.Transport

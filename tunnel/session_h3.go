@@ -14,6 +14,7 @@ import (
 
 // h3Session is one QUIC connection to a server, speaking HTTP/3.
 type h3Session struct {
+	slots
 	d    *Dialer
 	si   *serverInfo
 	conn *quic.Conn
