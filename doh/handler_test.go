@@ -293,3 +293,20 @@ func TestHandlerEarlyData(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerNeverTruncates asks with a 512-byte EDNS size for an answer
+// that only fits over TCP: over HTTP it comes whole.
+func TestHandlerNeverTruncates(t *testing.T) {
+	up := newTestUpstream(t)
+	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
+	for _, backend := range []Exchanger{r, exchangerFunc(r.Exchange)} {
+		srv := serveTest(t, &Handler{Resolver: backend})
+		hc, base := srv.client(t, "h2")
+		m := newQuery("trunc.example", dns.TypeA)
+		m.SetEdns0(512, false)
+		resp := exchange(t, &Client{URL: base + "/dns-query", HTTPClient: hc}, m)
+		if resp.Truncated || len(resp.Answer) != 100 {
+			t.Fatalf("TC=%v with %d answers, want all 100 untruncated", resp.Truncated, len(resp.Answer))
+		}
+	}
+}

@@ -366,3 +366,24 @@ func TestResolverResendsLostUDP(t *testing.T) {
 		t.Fatalf("upstream saw %d UDP queries, want 3 (one, then the lost one twice)", n)
 	}
 }
+
+func TestResolverFailsOverFromClosedUDPPort(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := pc.LocalAddr().String()
+	pc.Close() // nothing listens: the kernel answers port unreachable
+	live := newTestUpstream(t)
+	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + closed, "udp://" + live.Addr}, AttemptTimeout: 5 * time.Second})
+	start := time.Now()
+	for _, name := range []string{"a.example", "b.example", "c.example"} {
+		if resp := exchange(t, r, newQuery(name, dns.TypeA)); len(resp.Answer) != 1 {
+			t.Fatalf("%s: %v", name, resp)
+		}
+	}
+	// A refused port fails at once rather than after the attempt timeout.
+	if took := time.Since(start); took >= 5*time.Second {
+		t.Fatalf("took %v: the closed port was waited on", took)
+	}
+}
