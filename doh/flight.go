@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -12,9 +13,10 @@ import (
 
 // flight is one upstream resolution that every identical query waits for.
 type flight struct {
-	done   chan struct{}
-	e      *cache.Entry // set before done is closed; never nil then
-	failed bool         // the upstreams failed or answered SERVFAIL
+	done    chan struct{}
+	e       *cache.Entry // set before done is closed; never nil then
+	failed  bool         // the upstreams failed or answered SERVFAIL
+	waiters atomic.Int32 // queries waiting, for tests to see coalescing
 }
 
 // resolve waits for the flight of q's key and returns its answer; or stale,
@@ -24,6 +26,7 @@ func (r *Resolver) resolve(ctx context.Context, q *query, msg []byte, stale *cac
 	if f == nil {
 		return nil, false, ErrClosed
 	}
+	f.waiters.Add(1)
 	var timeout <-chan time.Time
 	if stale != nil {
 		t := time.NewTimer(r.staleAfter)

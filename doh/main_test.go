@@ -25,6 +25,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 //	refused  REFUSED
 //	drop     no answer at all
 //	slow     the answer after 300 ms
+//	gated    the answer once the test closes gate (or after 10 s)
 //	lossy    the first query for each name is dropped, later ones answered
 //	anything else: A 192.0.2.1 with TTL 300 (and a second A with TTL 60
 //	for names starting "two")
@@ -41,11 +42,12 @@ type testUpstream struct {
 	tcp     atomic.Int64
 	last    *dns.Msg // the last query received
 	seen    map[string]bool
+	gate    chan struct{}
 }
 
 func newTestUpstream(t testing.TB) *testUpstream {
 	t.Helper()
-	u := &testUpstream{ttl: 300}
+	u := &testUpstream{ttl: 300, gate: make(chan struct{})}
 	var ln net.Listener
 	var pc net.PacketConn
 	for i := 0; ; i++ {
@@ -151,6 +153,12 @@ func (u *testUpstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		u.mu.Unlock()
 		if first {
 			return
+		}
+		m.Answer = []dns.RR{a("192.0.2.1", ttl)}
+	case "gated":
+		select {
+		case <-u.gate:
+		case <-time.After(10 * time.Second):
 		}
 		m.Answer = []dns.RR{a("192.0.2.1", ttl)}
 	case "slow":

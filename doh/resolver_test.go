@@ -48,17 +48,27 @@ func TestResolverAnswers(t *testing.T) {
 
 func TestResolverCoalesces(t *testing.T) {
 	up := newTestUpstream(t)
-	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
+	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}, Timeout: 20 * time.Second, AttemptTimeout: 20 * time.Second})
 	var wg sync.WaitGroup
 	answers := make([]*dns.Msg, 100)
 	errs := make([]error, 100)
 	for i := range answers {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			answers[i], errs[i] = r.Exchange(ctx, newQuery("slow.example", dns.TypeA))
+			answers[i], errs[i] = r.Exchange(ctx, newQuery("gated.example", dns.TypeA))
 		})
 	}
+	// The upstream holds its answer until all 100 wait on one flight.
+	waitFor(t, "100 queries on one flight", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, f := range r.flights {
+			return len(r.flights) == 1 && f.waiters.Load() == 100
+		}
+		return false
+	})
+	close(up.gate)
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
@@ -108,8 +118,8 @@ func TestResolverFailsOverOnTimeout(t *testing.T) {
 	live := newTestUpstream(t)
 	r := newTestResolver(t, ResolverConfig{
 		Upstreams:      []string{"udp://" + dead.Addr, "udp://" + live.Addr},
-		AttemptTimeout: 200 * time.Millisecond,
-		Timeout:        5 * time.Second,
+		AttemptTimeout: 500 * time.Millisecond,
+		Timeout:        10 * time.Second,
 	})
 	for _, name := range []string{"a.example", "b.example", "c.example"} {
 		resp := exchange(t, r, newQuery(name, dns.TypeA))
@@ -303,7 +313,7 @@ func TestResolverClose(t *testing.T) {
 func TestResolverContextCancel(t *testing.T) {
 	up := newTestUpstream(t)
 	up.setMode("drop")
-	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}, Timeout: 500 * time.Millisecond})
+	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}, Timeout: 10 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := r.Exchange(ctx, newQuery("www.example", dns.TypeA)); !errors.Is(err, context.DeadlineExceeded) {
@@ -362,8 +372,8 @@ func TestResolverResendsLostUDP(t *testing.T) {
 	if took := time.Since(start); took >= attempt {
 		t.Fatalf("lost query answered after %v: no resend before the attempt timeout", took)
 	}
-	if n := up.udp.Load(); n != 3 {
-		t.Fatalf("upstream saw %d UDP queries, want 3 (one, then the lost one twice)", n)
+	if n := up.udp.Load(); n < 3 {
+		t.Fatalf("upstream saw %d UDP queries, want 3 or more (one, then the lost one resent)", n)
 	}
 }
 
