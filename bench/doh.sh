@@ -64,15 +64,18 @@ if go run ./cmd/porta server --help 2>&1 | grep -q -- '--upstream'; then
 		sleep 0.05
 	done
 	porta="127.0.0.1:$port"
+	porta_pid=${pids[-1]}
 	porta_what="porta server"
 else
 	start porta "$tmp/helper" -mode doh -upstream "udp://$upstream"
 	porta=$addr
+	porta_pid=${pids[-1]}
 	porta_what="doh.Handler (porta server not wired yet)"
 fi
 
 start canned "$tmp/helper" -mode canned
 canned=$addr
+canned_pid=${pids[-1]}
 
 # unbound as a DoH server forwarding to the same upstream.
 "$tmp/helper" -mode cert -dir "$tmp"
@@ -121,9 +124,10 @@ CONF
 	[ "$try" = 5 ] && { echo "bench/doh.sh: unbound did not start:" >&2; cat "$tmp/unbound.out" >&2; exit 1; }
 done
 unbound="127.0.0.1:$uport"
+unbound_pid=${pids[-1]}
 
 h2() { h2load --npn-list=h2 "$@"; }
-hits() { # ADDR
+hits() { # ADDR [TAG]
 	"$tmp/helper" -mode queries -url "https://$1/dns-query" -n 100 -prefix hit >"$tmp/hits.txt"
 	h2 -n 2000 -c "$CLIENTS" -m "$STREAMS" -i "$tmp/hits.txt" >/dev/null # warm the cache
 	h2 -n "$REQUESTS" -c "$CLIENTS" -m "$STREAMS" -i "$tmp/hits.txt" >"$tmp/h2.out"
@@ -162,31 +166,45 @@ check() { # FILE WHAT: warns about requests that did not succeed; only successes
 }
 
 # The machine is shared: run ROUNDS rounds, the servers interleaved, and
-# keep each server's best.
+# keep each server's best rate. Alongside, the CPU time the server process
+# itself spent per request (summed over all rounds), which the load from
+# h2load and other work affects much less than the rate.
 ROUNDS=${ROUNDS:-3}
 best() { # VAR RATE: keeps the larger
 	case $2 in ''|*[!0-9]*) echo "bench/doh.sh: no rate for $1" >&2; exit 1 ;; esac
 	[ "$2" -gt "${!1:-0}" ] && printf -v "$1" %s "$2" || true
 }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+system, clock ticks
+declare -A cpu
+measure() { # TARGET KIND: one run, rate kept by best, CPU added up
+	local pid_var="${1}_pid" before after rate
+	before=$(ticks "${!pid_var}")
+	rate=$("$2" "${!1}" "${1:0:1}$round")
+	after=$(ticks "${!pid_var}")
+	best "${1}_$2" "$rate"
+	cpu[$1_$2]=$(( ${cpu[$1_$2]:-0} + after - before ))
+}
 for round in $(seq "$ROUNDS"); do
 	for target in canned porta unbound; do
-		best "${target}_hits" "$(hits "${!target}")"
+		measure "$target" hits
 	done
 	for target in porta unbound; do
-		best "${target}_misses" "$(misses "${!target}" "${target:0:1}$round")"
+		measure "$target" misses
 	done
 done
+hz=$(getconf CLK_TCK)
+us() { awk -v t="${cpu[$1]}" -v hz="$hz" -v n="$((ROUNDS * REQUESTS))" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}'; }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 cat <<TABLE
 h2load DoH GET, -c $CLIENTS -m $STREAMS, $REQUESTS requests per run, best of $ROUNDS interleaved rounds, $(nproc) cores; upstream: bench/dnsupstream on udp://$upstream
 porta = $porta_what
 
-| server | hits req/s | misses req/s |
-|---|---:|---:|
-| canned answer (net/http HTTP/2 ceiling) | $canned_hits | – |
-| porta | $porta_hits | $porta_misses |
-| unbound $(unbound -V | awk 'NR==1{print $2}') | $unbound_hits | $unbound_misses |
+| server | hits req/s | misses req/s | server CPU µs/hit | server CPU µs/miss |
+|---|---:|---:|---:|---:|
+| canned answer (net/http HTTP/2 ceiling) | $canned_hits | – | $(us canned_hits) | – |
+| porta | $porta_hits | $porta_misses | $(us porta_hits) | $(us porta_misses) |
+| unbound $(unbound -V | awk 'NR==1{print $2}') | $unbound_hits | $unbound_misses | $(us unbound_hits) | $(us unbound_misses) |
 
 porta hits / ceiling: $(ratio "$porta_hits" "$canned_hits") (target ≥ 0.95)
 porta misses / unbound misses: $(ratio "$porta_misses" "$unbound_misses") (target ≥ 1.00)
