@@ -134,6 +134,7 @@ func exchangeWire(ctx context.Context, ex Exchanger, dst, msg []byte, q *query) 
 		ede := edeOption(dns.ExtendedErrorCodeOther, "resolver failed")
 		return appendError(dst, q, msg, dns.RcodeServerFailure, ede), 0, nil
 	}
+	resp = resp.Copy() // an Exchanger may hand out a message it keeps
 	resp.Id = q.id
 	resp.Truncated = false
 	maxAge := cache.Lifetime(resp)
