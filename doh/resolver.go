@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -27,6 +28,10 @@ type ResolverConfig struct {
 	// TLSConfig is used for tls:// and https:// upstreams (each gets a clone
 	// with its own server name). nil means the system's roots.
 	TLSConfig *tls.Config
+	// HTTPTransport, if set, carries the requests to https:// upstreams
+	// instead of a transport of the resolver's own: porta's client sends
+	// its DoH over the tunnel's connection to the server this way.
+	HTTPTransport http.RoundTripper
 
 	// Timeout bounds a whole upstream resolution, failover included; when it
 	// runs out the answer is SERVFAIL with an extended error (RFC 8914).
@@ -117,7 +122,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	for _, s := range urls {
-		u, err := newUpstream(s, cfg.TLSConfig, cfg.AttemptTimeout)
+		u, err := newUpstream(s, cfg.TLSConfig, cfg.HTTPTransport, cfg.AttemptTimeout)
 		if err != nil {
 			r.closeUpstreams()
 			return nil, fmt.Errorf("doh: %w", err)

@@ -24,7 +24,7 @@ type upstream interface {
 // newUpstream parses one upstream URL: udp://host[:53], tcp://host[:53],
 // tls://host[:853] (DNS over TLS, RFC 7858) or https://host[:443]/path
 // (DoH). A bare host[:port] means udp://.
-func newUpstream(raw string, tlsConf *tls.Config, timeout time.Duration) (upstream, error) {
+func newUpstream(raw string, tlsConf *tls.Config, rt http.RoundTripper, timeout time.Duration) (upstream, error) {
 	s := raw
 	if !strings.Contains(s, "://") {
 		s = "udp://" + s
@@ -78,6 +78,9 @@ func newUpstream(raw string, tlsConf *tls.Config, timeout time.Duration) (upstre
 		if u.Path == "" {
 			u.Path = "/dns-query"
 		}
+		if rt != nil {
+			return &httpsUpstream{Client: Client{URL: u.String(), HTTPClient: &http.Client{Transport: rt, Timeout: timeout}}}, nil
+		}
 		tr := &http.Transport{
 			TLSClientConfig:     cloneTLS(tlsConf),
 			ForceAttemptHTTP2:   true,
@@ -99,7 +102,7 @@ func cloneTLS(c *tls.Config) *tls.Config {
 
 type httpsUpstream struct {
 	Client
-	tr *http.Transport
+	tr *http.Transport // nil: the transport belongs to someone else
 }
 
 // exchange sends q with ID 0, as RFC 8484 §4.1 asks, and gives the answer
@@ -118,5 +121,9 @@ func (u *httpsUpstream) exchange(ctx context.Context, q []byte) ([]byte, error) 
 	r[0], r[1] = q[0], q[1]
 	return r, nil
 }
-func (u *httpsUpstream) close()         { u.tr.CloseIdleConnections() }
+func (u *httpsUpstream) close() {
+	if u.tr != nil {
+		u.tr.CloseIdleConnections()
+	}
+}
 func (u *httpsUpstream) String() string { return u.URL }
