@@ -23,6 +23,8 @@ type session interface {
 	// made with it gives it back with release.
 	reserve(max int) bool
 	release()
+	// roundTrip sends an ordinary request (DoH, say) on the connection.
+	roundTrip(req *http.Request) (*http.Response, error)
 }
 
 // slots counts a session's tunneled connections.

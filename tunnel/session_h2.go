@@ -46,7 +46,8 @@ func (s *h2Session) close() error {
 	s.tr.CloseIdleConnections()
 	return err
 }
-func (s *h2Session) newConn(target string) net.Conn { return newTunnelConn(s.d, s, target) }
+func (s *h2Session) newConn(target string) net.Conn                      { return newTunnelConn(s.d, s, target) }
+func (s *h2Session) roundTrip(req *http.Request) (*http.Response, error) { return s.cc.RoundTrip(req) }
 
 func (s *h2Session) open(ctx context.Context, target string) (clientStream, error) {
 	ctx, cancel := context.WithCancel(ctx)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -37,7 +38,8 @@ func (s *h3Session) proto() string { return "h3" }
 func (s *h3Session) close() error {
 	return s.conn.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeNoError), "")
 }
-func (s *h3Session) newConn(target string) net.Conn { return newTunnelConn(s.d, s, target) }
+func (s *h3Session) newConn(target string) net.Conn                      { return newTunnelConn(s.d, s, target) }
+func (s *h3Session) roundTrip(req *http.Request) (*http.Response, error) { return s.cc.RoundTrip(req) }
 
 func (s *h3Session) open(ctx context.Context, target string) (clientStream, error) {
 	rs, err := s.cc.OpenRequestStream(ctx)
