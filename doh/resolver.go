@@ -232,17 +232,14 @@ func (r *Resolver) answer(ctx context.Context, dst, msg []byte, q *query) ([]byt
 	return appendAnswer(dst, q, msg, e, now, false), e.Remaining(now), nil
 }
 
-// maybePrefetch refreshes a popular entry in the background when a hit
-// finds it in the last tenth of its lifetime.
+// maybePrefetch refreshes an entry in the background when it is popular
+// near its end: a second hit in the last tenth of its lifetime. Hits are
+// counted only there, so that most hits write nothing shared.
 func (r *Resolver) maybePrefetch(q *query, msg []byte, e *cache.Entry, now time.Time) {
-	if !r.prefetch {
+	if !r.prefetch || e.TTL() < 10 || e.Remaining(now) > e.TTL()/10 {
 		return
 	}
-	hits := e.Hit()
-	if hits < 2 || e.TTL() < 10 || e.Remaining(now) > e.TTL()/10 {
-		return
-	}
-	if e.ClaimPrefetch() {
+	if e.Hit() >= 2 && e.ClaimPrefetch() {
 		r.join(q, msg)
 	}
 }
