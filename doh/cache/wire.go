@@ -2,17 +2,14 @@ package cache
 
 import (
 	"encoding/binary"
+	"errors"
 	"time"
 )
 
 // ErrUnusual is returned by ParseEntry for a well-formed answer it does not
 // take apart itself (an OPT record that is not last, a question count other
 // than one): the caller can go the long way through NewEntry.
-var ErrUnusual = errBadWireUnusual{}
-
-type errBadWireUnusual struct{}
-
-func (errBadWireUnusual) Error() string { return "cache: answer needs the slow path" }
+var ErrUnusual = errors.New("cache: answer needs the slow path")
 
 const (
 	typeSOA = 6

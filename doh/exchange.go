@@ -1,0 +1,82 @@
+package doh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/porta443/porta/doh/cache"
+)
+
+// ErrClosed is returned by a Resolver's methods after Close.
+var ErrClosed = errors.New("doh: resolver closed")
+
+// Exchange answers m from the cache or the upstreams. Every failure of the
+// upstreams is a SERVFAIL answer, not an error; errors are for a malformed
+// m, a done ctx, or a closed Resolver.
+func (r *Resolver) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	msg, err := m.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("doh: pack query: %w", err)
+	}
+	var q query
+	if err := parseQuery(msg, &q); err != nil {
+		return nil, err
+	}
+	out, _, err := r.answer(ctx, nil, msg, &q)
+	if err != nil {
+		return nil, err
+	}
+	resp := new(dns.Msg)
+	if err := resp.Unpack(out); err != nil {
+		return nil, fmt.Errorf("doh: unpack answer: %w", err)
+	}
+	return resp, nil
+}
+
+// answer appends to dst the answer to the query msg, which parseQuery read
+// into q, and returns it with its HTTP freshness lifetime in seconds.
+func (r *Resolver) answer(ctx context.Context, dst, msg []byte, q *query) ([]byte, uint32, error) {
+	switch {
+	case q.qdcount != 1:
+		return appendError(dst, q, msg, dns.RcodeFormatError, nil), 0, nil
+	case q.opcode != dns.OpcodeQuery:
+		return appendError(dst, q, msg, dns.RcodeNotImplemented, nil), 0, nil
+	case q.edns && q.version != 0:
+		return appendError(dst, q, msg, dns.RcodeBadVers, nil), 0, nil
+	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
+		return appendError(dst, q, msg, dns.RcodeRefused, edeOption(dns.ExtendedErrorCodeNotSupported, "")), 0, nil
+	}
+	now := r.now()
+	var cached *cache.Entry
+	if r.cache != nil {
+		cached = r.cache.Get(q.keyBytes, now)
+		if cached != nil && cached.Fresh(now) {
+			r.maybePrefetch(q, msg, cached, now)
+			return appendAnswer(dst, q, msg, cached, now, false), cached.Remaining(now), nil
+		}
+	}
+	e, stale, err := r.resolve(ctx, q, msg, cached)
+	if err != nil {
+		return nil, 0, err
+	}
+	now = r.now()
+	if stale {
+		return appendAnswer(dst, q, msg, e, now, true), cache.StaleTTL, nil
+	}
+	return appendAnswer(dst, q, msg, e, now, false), e.Remaining(now), nil
+}
+
+// maybePrefetch refreshes an entry in the background when it is popular
+// near its end: a second hit in the last tenth of its lifetime. Hits are
+// counted only there, so that most hits write nothing shared.
+func (r *Resolver) maybePrefetch(q *query, msg []byte, e *cache.Entry, now time.Time) {
+	if !r.prefetch || e.TTL() < 10 || e.Remaining(now) > e.TTL()/10 {
+		return
+	}
+	if e.Hit() >= 2 && e.ClaimPrefetch() {
+		r.join(q, msg)
+	}
+}
