@@ -16,11 +16,20 @@ func (d *Dialer) connectServer(si *serverInfo) (session, error) {
 	defer cancel()
 	switch d.cfg.Transport {
 	case "h2":
-		return d.connectH2(ctx, si)
+		return asSession(d.connectH2(ctx, si))
 	case "h3":
-		return d.connectH3(ctx, si)
+		return asSession(d.connectH3(ctx, si))
 	}
 	return d.connectAuto(ctx, si)
+}
+
+// asSession returns a nil session, not a session holding a nil pointer,
+// when connecting failed: the caller tests the session against nil.
+func asSession[S session](s S, err error) (session, error) {
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 type connectResult struct {
