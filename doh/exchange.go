@@ -59,6 +59,10 @@ func (r *Resolver) answer(ctx context.Context, dst, msg []byte, q *query) ([]byt
 		}
 	}
 	e, stale, err := r.resolve(ctx, q, msg, cached)
+	if errors.Is(err, errBusy) {
+		ede := edeOption(dns.ExtendedErrorCodeOther, "too many queries in flight")
+		return appendError(dst, q, msg, dns.RcodeServerFailure, ede), 0, nil
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -77,6 +81,6 @@ func (r *Resolver) maybePrefetch(q *query, msg []byte, e *cache.Entry, now time.
 		return
 	}
 	if e.Hit() >= 2 && e.ClaimPrefetch() {
-		r.join(q, msg)
+		r.join(q, msg) // when busy or closed, no prefetch
 	}
 }

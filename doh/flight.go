@@ -22,9 +22,12 @@ type flight struct {
 // resolve waits for the flight of q's key and returns its answer; or stale,
 // when there is one and the flight fails or takes longer than StaleAfter.
 func (r *Resolver) resolve(ctx context.Context, q *query, msg []byte, stale *cache.Entry) (*cache.Entry, bool, error) {
-	f := r.join(q, msg)
-	if f == nil {
-		return nil, false, ErrClosed
+	f, err := r.join(q, msg)
+	if err != nil {
+		if errors.Is(err, errBusy) && stale != nil {
+			return stale, true, nil
+		}
+		return nil, false, err
 	}
 	f.waiters.Add(1)
 	var timeout <-chan time.Time
@@ -46,16 +49,23 @@ func (r *Resolver) resolve(ctx context.Context, q *query, msg []byte, stale *cac
 	}
 }
 
-// join returns the flight for q's key, starting it if there is none; nil
-// once the Resolver is closed.
-func (r *Resolver) join(q *query, msg []byte) *flight {
+// errBusy is join's answer when MaxFlights are in the air already.
+var errBusy = errors.New("doh: too many queries in flight")
+
+// join returns the flight for q's key, starting it if there is none;
+// ErrClosed once the Resolver is closed, errBusy when starting one would
+// pass MaxFlights.
+func (r *Resolver) join(q *query, msg []byte) (*flight, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil
+		return nil, ErrClosed
 	}
 	if f := r.flights[string(q.keyBytes)]; f != nil {
-		return f
+		return f, nil
+	}
+	if len(r.flights) >= r.maxFlights {
+		return nil, errBusy
 	}
 	// A fresh query: RD, AD (RFC 6840 §5.7), the client's CD, and an OPT
 	// record with only the DO bit: no Client Subnet, no cookies, no padding.
@@ -69,7 +79,7 @@ func (r *Resolver) join(q *query, msg []byte) *flight {
 	r.flights[key] = f
 	r.wg.Add(1)
 	go r.fly(key, f, up)
-	return f
+	return f, nil
 }
 
 // fly asks the upstreams, caches what can be cached and ends the flight.

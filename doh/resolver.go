@@ -52,6 +52,10 @@ type ResolverConfig struct {
 	// upstreams before it is answered stale (RFC 8767's client response
 	// timer). 0 means 1.8 s.
 	StaleAfter time.Duration
+	// MaxFlights bounds the distinct queries waiting on upstreams at once;
+	// past it, new ones are answered SERVFAIL (or stale) at once. 0 means
+	// 10000.
+	MaxFlights int
 	// NoPrefetch turns off refreshing popular answers shortly before they
 	// expire.
 	NoPrefetch bool
@@ -69,6 +73,7 @@ type Resolver struct {
 	maxTTL     uint32
 	staleAfter time.Duration
 	prefetch   bool
+	maxFlights int
 	log        *slog.Logger
 	now        func() time.Time
 
@@ -99,8 +104,11 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = 1800 * time.Millisecond
 	}
-	if cfg.Timeout < 0 || cfg.AttemptTimeout < 0 || cfg.MaxTTL < 0 || cfg.StaleAfter < 0 {
-		return nil, errors.New("doh: negative timeout or TTL")
+	if cfg.MaxFlights == 0 {
+		cfg.MaxFlights = 10000
+	}
+	if cfg.MaxFlights < 0 || cfg.Timeout < 0 || cfg.AttemptTimeout < 0 || cfg.MaxTTL < 0 || cfg.StaleAfter < 0 {
+		return nil, errors.New("doh: negative MaxFlights, timeout or TTL")
 	}
 	urls := cfg.Upstreams
 	if len(urls) == 0 {
@@ -114,6 +122,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		maxTTL:     uint32(cfg.MaxTTL / time.Second),
 		staleAfter: cfg.StaleAfter,
 		prefetch:   !cfg.NoPrefetch,
+		maxFlights: cfg.MaxFlights,
 		log:        cfg.Logger,
 		now:        time.Now,
 		flights:    make(map[string]*flight),

@@ -397,3 +397,27 @@ func TestResolverFailsOverFromClosedUDPPort(t *testing.T) {
 		t.Fatalf("took %v: the closed port was waited on", took)
 	}
 }
+
+func TestResolverBoundsFlights(t *testing.T) {
+	up := newTestUpstream(t)
+	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}, MaxFlights: 1, Timeout: 20 * time.Second, AttemptTimeout: 20 * time.Second})
+	done := make(chan *dns.Msg, 1)
+	go func() {
+		resp, _ := r.Exchange(context.Background(), newQuery("gated.example", dns.TypeA))
+		done <- resp
+	}()
+	waitFor(t, "the first flight", func() bool { return up.queries.Load() == 1 })
+	m := newQuery("www.example", dns.TypeA)
+	m.SetEdns0(1232, false)
+	resp := exchange(t, r, m)
+	if resp.Rcode != dns.RcodeServerFailure || findEDE(resp) == nil {
+		t.Fatalf("a query past MaxFlights: %v", resp)
+	}
+	close(up.gate)
+	if resp := <-done; resp == nil || len(resp.Answer) != 1 {
+		t.Fatalf("the query in flight: %v", resp)
+	}
+	if resp := exchange(t, r, newQuery("www.example", dns.TypeA)); len(resp.Answer) != 1 {
+		t.Fatalf("after the flight landed: %v", resp)
+	}
+}
