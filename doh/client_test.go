@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,4 +174,41 @@ func TestHandlerServesGETIn0RTT(t *testing.T) {
 			t.Skip("the server did not accept 0-RTT on resumption; nothing to check")
 		}
 	}
+}
+
+type countingTransport struct {
+	http.RoundTripper
+	n atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.RoundTripper.RoundTrip(r)
+}
+
+// TestResolverHTTPTransport checks that https:// upstreams ride the given
+// transport (as porta's client does, over its tunnel) and that Close
+// leaves that transport alone.
+func TestResolverHTTPTransport(t *testing.T) {
+	up := newTestUpstream(t)
+	inner := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
+	srv := serveTest(t, &Handler{Resolver: inner})
+	hc, base := srv.client(t, "h2")
+	rt := &countingTransport{RoundTripper: hc.Transport}
+	r, err := NewResolver(ResolverConfig{Upstreams: []string{base + "/dns-query"}, HTTPTransport: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a.example", "b.example"} {
+		if resp := exchange(t, r, newQuery(name, dns.TypeA)); len(resp.Answer) != 1 {
+			t.Fatalf("%s: %v", name, resp)
+		}
+	}
+	r.Close()
+	if n := rt.n.Load(); n != 2 {
+		t.Fatalf("the transport carried %d requests, want 2", n)
+	}
+	// Still usable by its owner after the resolver closed.
+	c := &Client{URL: base + "/dns-query", HTTPClient: &http.Client{Transport: rt}}
+	exchange(t, c, newQuery("c.example", dns.TypeA))
 }
