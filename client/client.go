@@ -1,0 +1,284 @@
+// Package client runs porta's client side on a laptop: a local DNS
+// resolver (UDP and TCP), a SOCKS5 proxy and an HTTP proxy, all of whose
+// traffic rides one long-lived HTTP/2 or HTTP/3 connection to the server.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/miekg/dns"
+	"github.com/porta443/porta/client/httpproxy"
+	"github.com/porta443/porta/client/socks5"
+	"github.com/porta443/porta/doh"
+	"github.com/porta443/porta/tunnel"
+)
+
+// Client is porta's client. Build it with New, run it with Serve, stop it
+// with Shutdown.
+type Client struct {
+	cfg      Config
+	log      *slog.Logger
+	dialer   *tunnel.Dialer
+	resolver *doh.Resolver
+	dns      *dnsHandler
+	socks    *socks5.Server
+	http     *httpproxy.Server
+
+	mu         sync.Mutex
+	dnsServers []*dns.Server
+	serving    bool
+	shutdown   bool
+}
+
+// New checks cfg and prepares the client. It does not connect yet: the
+// connection to the server is made on first use and kept.
+func New(cfg Config) (*Client, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("--server: give at least one https://NAME:TOKEN@host[:port]")
+	}
+	dialer, err := tunnel.NewDialer(tunnel.DialerConfig{
+		Servers:   cfg.Servers,
+		RootCAs:   cfg.RootCAs,
+		Pin:       cfg.Pin,
+		Insecure:  cfg.Insecure,
+		Transport: cfg.Transport,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	first, _ := url.Parse(cfg.Servers[0])
+	dohURL := (&url.URL{Scheme: "https", Host: first.Host, Path: cfg.dohPath()}).String()
+	resolver, err := doh.NewResolver(doh.ResolverConfig{
+		Upstreams:     []string{dohURL},
+		HTTPTransport: dialer,
+		Timeout:       dnsTimeout,
+		Logger:        log,
+	})
+	if err != nil {
+		dialer.Close()
+		return nil, fmt.Errorf("DoH through the server: %w", err)
+	}
+	c := &Client{cfg: cfg, log: log, dialer: dialer, resolver: resolver}
+	c.dns = &dnsHandler{records: cfg.Records, upstream: resolver, log: log}
+	if c.socks, err = socks5.New(socks5.Config{
+		Dial:       dialer.DialContext,
+		NoFastOpen: cfg.NoFastOpen,
+		Users:      cfg.SOCKSUsers,
+		Logger:     log,
+	}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if c.http, err = httpproxy.New(httpproxy.Config{
+		Dial:       dialer.DialContext,
+		NoFastOpen: cfg.NoFastOpen,
+		PACProxies: cfg.PACProxies,
+		Logger:     log,
+	}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Listeners are the local sockets a Client serves on; any may be nil. The
+// caller owns them: Serve closes them when it returns.
+type Listeners struct {
+	DNSUDP    net.PacketConn
+	DNSTCP    net.Listener
+	SOCKS     net.Listener
+	HTTPProxy net.Listener
+}
+
+// Listen opens the local listeners; an empty address leaves that one off.
+// DNS listens on UDP and TCP at dnsAddr (with port 0, on one port for both).
+func Listen(dnsAddr, socksAddr, httpAddr string) (Listeners, error) {
+	var l Listeners
+	var err error
+	if dnsAddr != "" {
+		if l.DNSUDP, l.DNSTCP, err = listenDNS(dnsAddr); err != nil {
+			return Listeners{}, fmt.Errorf("--dns: %w", err)
+		}
+	}
+	if socksAddr != "" {
+		if l.SOCKS, err = net.Listen("tcp", socksAddr); err != nil {
+			l.Close()
+			return Listeners{}, fmt.Errorf("--socks: %w", err)
+		}
+	}
+	if httpAddr != "" {
+		if l.HTTPProxy, err = net.Listen("tcp", httpAddr); err != nil {
+			l.Close()
+			return Listeners{}, fmt.Errorf("--http-proxy: %w", err)
+		}
+	}
+	return l, nil
+}
+
+func listenDNS(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for tries := 0; ; tries++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		_, udpPort, _ := net.SplitHostPort(pc.LocalAddr().String())
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, udpPort))
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || tries == 20 {
+			return nil, nil, fmt.Errorf("TCP: %w", err)
+		}
+	}
+}
+
+// Close closes every listener that is set.
+func (l Listeners) Close() error {
+	var errs []error
+	for _, c := range []io.Closer{l.DNSUDP, l.DNSTCP, l.SOCKS, l.HTTPProxy} {
+		if c != nil {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Serve serves on l until Shutdown is called or a listener fails. It
+// returns http.ErrServerClosed after Shutdown.
+func (c *Client) Serve(ctx context.Context, l Listeners) error {
+	c.mu.Lock()
+	if c.serving {
+		c.mu.Unlock()
+		return errors.New("client: Serve called twice")
+	}
+	c.serving = true
+	if l.DNSUDP != nil {
+		c.dnsServers = append(c.dnsServers, &dns.Server{PacketConn: l.DNSUDP, Handler: c.dns})
+	}
+	if l.DNSTCP != nil {
+		c.dnsServers = append(c.dnsServers, &dns.Server{Listener: l.DNSTCP, Handler: c.dns, MaxTCPQueries: -1})
+	}
+	dnsServers := c.dnsServers
+	c.mu.Unlock()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	run := func(serve func() error) {
+		wg.Go(func() {
+			err := serve()
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- err
+				c.Close() // one listener failed: stop the rest
+			}
+		})
+	}
+	for _, s := range dnsServers {
+		run(func() error {
+			err := s.ActivateAndServe()
+			if c.isShutdown() {
+				return nil
+			}
+			return err
+		})
+	}
+	if l.SOCKS != nil {
+		run(func() error { return c.socks.Serve(ctx, l.SOCKS) })
+	}
+	if l.HTTPProxy != nil {
+		run(func() error { return c.http.Serve(ctx, l.HTTPProxy) })
+	}
+	c.log.Info("serving", listenerAttrs(l)...)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if len(all) > 0 {
+		return errors.Join(all...)
+	}
+	return http.ErrServerClosed
+}
+
+func listenerAttrs(l Listeners) []any {
+	var attrs []any
+	if l.DNSUDP != nil {
+		attrs = append(attrs, "dns", l.DNSUDP.LocalAddr().String())
+	}
+	if l.SOCKS != nil {
+		attrs = append(attrs, "socks", l.SOCKS.Addr().String())
+	}
+	if l.HTTPProxy != nil {
+		attrs = append(attrs, "http-proxy", l.HTTPProxy.Addr().String())
+	}
+	return attrs
+}
+
+// Shutdown stops accepting, lets connections in flight finish until ctx
+// ends, then closes what is left and the connection to the server.
+func (c *Client) Shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	c.shutdown = true
+	dnsServers := c.dnsServers
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range dnsServers {
+		wg.Go(func() {
+			if err := s.ShutdownContext(ctx); err != nil {
+				// Not started yet: closing its socket makes it return at once.
+				if s.PacketConn != nil {
+					s.PacketConn.Close()
+				}
+				if s.Listener != nil {
+					s.Listener.Close()
+				}
+			}
+		})
+	}
+	var errSOCKS, errHTTP error
+	wg.Go(func() { errSOCKS = c.socks.Shutdown(ctx) })
+	wg.Go(func() { errHTTP = c.http.Shutdown(ctx) })
+	wg.Wait()
+	return errors.Join(errSOCKS, errHTTP, c.Close())
+}
+
+// Close closes everything at once: proxies, the resolver and the
+// connection to the server.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.shutdown = true
+	c.mu.Unlock()
+	var errs []error
+	if c.socks != nil {
+		errs = append(errs, c.socks.Close())
+	}
+	if c.http != nil {
+		errs = append(errs, c.http.Close())
+	}
+	errs = append(errs, c.resolver.Close(), c.dialer.Close())
+	return errors.Join(errs...)
+}
+
+func (c *Client) isShutdown() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.shutdown
+}

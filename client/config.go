@@ -1,0 +1,47 @@
+package client
+
+import (
+	"crypto/x509"
+	"log/slog"
+)
+
+// Config says which servers the client rides and how it serves locally.
+// The zero value of each field is its default; New checks it once.
+type Config struct {
+	// Servers are https://NAME:TOKEN@host[:port] URLs; with several, the
+	// client fails over in order. At least one is required.
+	Servers []string
+	// How to trust a server without a public certificate: RootCAs (from
+	// --ca), Pin ("sha256//BASE64" of its key, as porta server prints it),
+	// or Insecure (no check at all; testing only). None: the system roots.
+	RootCAs  *x509.CertPool
+	Pin      string
+	Insecure bool
+	// Transport is "auto" (or ""), "h2" or "h3".
+	Transport string
+	// DoHPath is the server's DoH path. "": "/dns-query".
+	DoHPath string
+
+	// Records answer locally, without going out.
+	Records Records
+	// NoFastOpen makes SOCKS and HTTP CONNECT wait for the server's answer
+	// before replying, so that the reply carries the tunnel's error. By
+	// default they reply at once and a new connection costs one round trip.
+	NoFastOpen bool
+	// SOCKSUsers, if not empty, are the user → password pairs the SOCKS
+	// proxy requires (RFC 1929), for local access control.
+	SOCKSUsers map[string]string
+	// PACProxies is what /proxy.pac on the HTTP proxy returns. Nil: the
+	// HTTP proxy itself.
+	PACProxies []string
+
+	// Logger receives the client's log. nil: discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) dohPath() string {
+	if c.DoHPath == "" {
+		return "/dns-query"
+	}
+	return c.DoHPath
+}

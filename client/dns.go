@@ -1,0 +1,62 @@
+package client
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/porta443/porta/doh"
+)
+
+// dnsTimeout is the longest a local DNS client waits: past it, SERVFAIL.
+const dnsTimeout = 2500 * time.Millisecond
+
+// dnsHandler is the local resolver: local records first, then the
+// exchanger (the DoH resolver with its cache, over the tunnel). UDP answers
+// are truncated to what the asker can take, so that it retries over TCP.
+type dnsHandler struct {
+	records  Records
+	upstream doh.Exchanger
+	log      *slog.Logger
+}
+
+func (h *dnsHandler) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
+	resp := h.resolve(q)
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+		size := dns.MinMsgSize
+		if opt := q.IsEdns0(); opt != nil {
+			size = max(int(opt.UDPSize()), dns.MinMsgSize)
+		}
+		resp.Truncate(size)
+	}
+	if err := w.WriteMsg(resp); err != nil {
+		h.log.Debug("dns: write answer", "err", err)
+	}
+}
+
+func (h *dnsHandler) resolve(q *dns.Msg) *dns.Msg {
+	if q.Opcode != dns.OpcodeQuery || len(q.Question) != 1 {
+		m := new(dns.Msg)
+		m.SetRcode(q, dns.RcodeNotImplemented)
+		if len(q.Question) != 1 {
+			m.SetRcode(q, dns.RcodeFormatError)
+		}
+		return m
+	}
+	if m := h.records.answer(q); m != nil {
+		return m
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dnsTimeout)
+	defer cancel()
+	resp, err := h.upstream.Exchange(ctx, q)
+	if err != nil || resp == nil {
+		h.log.Debug("dns: upstream", "err", err)
+		m := new(dns.Msg)
+		m.SetRcode(q, dns.RcodeServerFailure)
+		return m
+	}
+	resp.Id = q.Id
+	return resp
+}
