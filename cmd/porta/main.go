@@ -63,6 +63,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			serverCommand(),
 			tokenCommand(),
+			clientCommand(),
 			versionCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {},

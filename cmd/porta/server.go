@@ -2,11 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/porta443/porta/server"
@@ -77,34 +72,5 @@ func runServer(c *cli.Context) error {
 		return err
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), ls) }()
-	for {
-		select {
-		case err := <-done:
-			return err // a listener failed
-		case <-hup:
-			if err := srv.Reload(); err != nil {
-				log.Error("reload failed; keeping what was in use", "err", err)
-			} else {
-				log.Info("reloaded")
-			}
-		case <-c.Context.Done():
-			log.Info("shutting down", "drain", drainTimeout)
-			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-			err := srv.Shutdown(ctx)
-			cancel()
-			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				log.Warn("shutdown", "err", err)
-			}
-			if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		}
-	}
+	return serveUntilDone(c.Context, log, func() error { return srv.Serve(context.Background(), ls) }, srv.Shutdown, srv.Reload)
 }
