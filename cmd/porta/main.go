@@ -64,6 +64,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			serverCommand(),
 			tokenCommand(),
 			clientCommand(),
+			demoCommand(),
 			versionCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {},
