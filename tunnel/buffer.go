@@ -6,7 +6,7 @@ import (
 )
 
 const (
-	smallBuf = 2 << 10   // what an idle direction holds while it waits
+	smallBuf = 512       // what an idle direction holds while it waits
 	largeBuf = 256 << 10 // what a busy direction borrows from the pool
 )
 

@@ -17,19 +17,23 @@ import (
 // before the client's first bytes are read: whatever the client sent after
 // its CONNECT waits in flow-control windows (or the HTTP/1 buffer) until the
 // target answers.
-func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request, us *user) {
+//
+// On HTTP/1.1 (hijacked) and HTTP/3 (stream taken over) the relay no longer
+// needs the handler, so it runs on a goroutine of its own, owned by the
+// Handler, and the handler returns: its stack, grown deep by resolving and
+// dialing, is freed rather than held for the life of an idle tunnel. Then
+// serveConnect reports detached and the relay calls end when it is over.
+func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request, us *user, end func()) (detached bool) {
 	if r.ProtoMajor >= 2 && r.Proto != "HTTP/2.0" && r.Proto != "HTTP/3.0" {
 		// Extended CONNECT (RFC 8441/9220: :protocol) is not a TCP tunnel.
 		writeProxyError(w, r, h.cfg.ProxyName, fmt.Errorf("%w: extended CONNECT %q", errNotSupported, r.Proto))
-		return
+		return false
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.DialTimeout)
-	target, err := h.egress.dial(ctx, r.Host, localAddr(r))
-	cancel()
+	target, err := h.dialShallow(r)
 	if err != nil {
 		h.logf(r, us, "tunnel refused", err)
 		writeProxyError(w, r, h.cfg.ProxyName, err)
-		return
+		return false
 	}
 	target.SetNoDelay(true)
 	var leg clientLeg
@@ -46,11 +50,20 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request, us *user)
 	if err != nil {
 		target.Close()
 		h.logf(r, us, "tunnel failed", err)
-		return
+		return false
 	}
 	h.logf(r, us, "tunnel open", nil)
-	err = h.runRelay(leg, target, us)
-	h.logf(r, us, "tunnel closed", err)
+	if r.ProtoMajor == 2 {
+		err = h.runRelay(leg, target, us)
+		h.logf(r, us, "tunnel closed", err)
+		return false
+	}
+	go func() {
+		defer end()
+		err := h.runRelay(leg, target, us)
+		h.logf(r, us, "tunnel closed", err)
+	}()
+	return true
 }
 
 // h1Leg is a hijacked HTTP/1.1 connection.
@@ -191,4 +204,23 @@ func (l *h3Stream) Abort() {
 func (l *h3Stream) Finish() {
 	l.str.CancelRead(quic.StreamErrorCode(http3.ErrCodeNoError)) // no-op after EOF
 	l.str.Close()
+}
+
+// dialShallow dials r's target on a short-lived goroutine. Resolving and
+// dialing run deep call stacks; on HTTP/2 the handler goroutine lives as
+// long as the tunnel, and a stack grown here would stay with it.
+func (h *Handler) dialShallow(r *http.Request) (*net.TCPConn, error) {
+	type result struct {
+		c   *net.TCPConn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.DialTimeout)
+		defer cancel()
+		c, err := h.egress.dial(ctx, r.Host, localAddr(r))
+		ch <- result{c, err}
+	}()
+	res := <-ch
+	return res.c, res.err
 }

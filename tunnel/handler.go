@@ -119,14 +119,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProxyError(w, r, h.cfg.ProxyName, err)
 		return
 	}
-	defer h.wg.Done()
 	if err := us.acquire(); err != nil {
+		h.wg.Done()
 		writeProxyError(w, r, h.cfg.ProxyName, err)
 		return
 	}
-	defer us.release()
+	// end releases what begin and acquire took, once the tunnel is over:
+	// here, or in the goroutine a detached tunnel runs on.
+	end := func() {
+		us.release()
+		h.wg.Done()
+	}
+	detached := false
+	defer func() { // deferred: an HTTP/2 reset panics with http.ErrAbortHandler
+		if !detached {
+			end()
+		}
+	}()
 	if r.Method == http.MethodConnect {
-		h.serveConnect(w, r, us)
+		detached = h.serveConnect(w, r, us, end)
 		return
 	}
 	h.serveForward(w, r, us)

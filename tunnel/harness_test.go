@@ -3,6 +3,7 @@ package tunnel
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -318,3 +319,9 @@ func portOf(addr string) int {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func timeNowPlus(d time.Duration) time.Time { return time.Now().Add(d) }
+
+// pinOf is ts's key pin in the sha256//BASE64 form.
+func pinOf(ts *testServer) string {
+	sum := sha256.Sum256(ts.cert.TLS.Leaf.RawSubjectPublicKeyInfo)
+	return "sha256//" + base64.StdEncoding.EncodeToString(sum[:])
+}

@@ -35,7 +35,11 @@ func cmdServer(args []string) error {
 	user := fs.String("user", "bench:bench-token", "NAME:TOKEN")
 	dir := fs.String("dir", ".", "where to write cert.pem and key.pem")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here until exit")
+	memRate := fs.Int("memprofilerate", 0, "runtime.MemProfileRate for /heap (0: Go's default)")
 	fs.Parse(args)
+	if *memRate > 0 {
+		runtime.MemProfileRate = *memRate
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -59,7 +63,7 @@ func cmdServer(args []string) error {
 	if err := os.WriteFile(filepath.Join(*dir, "key.pem"), keyPEM, 0o600); err != nil {
 		return err
 	}
-	users, err := tunnel.NewUsers(tunnel.UsersConfig{Users: []string{*user}})
+	users, err := tunnel.NewUsers(tunnel.UsersConfig{Users: []string{*user}, MaxStreams: 1 << 20})
 	if err != nil {
 		return err
 	}
@@ -99,6 +103,11 @@ func cmdServer(args []string) error {
 		QUICConfig: tunnel.ServerQUICConfig(),
 	}
 	ss := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/heap" { // a heap profile, for finding what an idle tunnel holds
+			runtime.GC()
+			pprof.Lookup("heap").WriteTo(w, 0)
+			return
+		}
 		json.NewEncoder(w).Encode(memStats(h))
 	})}
 	errc := make(chan error, 3)
