@@ -167,6 +167,9 @@ func FuzzEntry(f *testing.F) {
 		if m.Unpack(wire) != nil || m.IsEdns0() != nil {
 			return
 		}
+		if b, err := m.Pack(); err != nil || new(dns.Msg).Unpack(b) != nil {
+			return // miekg/dns does not round-trip every record (TKEY)
+		}
 		now := time.Now()
 		e, err := NewEntry(m, 86400, now)
 		if err != nil {
