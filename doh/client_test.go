@@ -107,6 +107,10 @@ func TestLookupNetIP(t *testing.T) {
 		{"ip6", "192.0.2.9", nil, true},
 		{"ip", "nx.example", nil, true},
 		{"ip4", "nodata.example", nil, true},
+		// RFC 6761: localhost is loopback, never asked upstream.
+		{"ip", "localhost", []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}, false},
+		{"ip4", "LocalHost.", []netip.Addr{netip.MustParseAddr("127.0.0.1")}, false},
+		{"ip6", "app.localhost", []netip.Addr{netip.IPv6Loopback()}, false},
 	} {
 		t.Run(tt.network+"/"+tt.host, func(t *testing.T) {
 			got, err := r.LookupNetIP(t.Context(), tt.network, tt.host)
@@ -124,6 +128,12 @@ func TestLookupNetIP(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
 		})
+	}
+	if n := up.queries.Load(); n != 0 {
+		r.LookupNetIP(t.Context(), "ip", "localhost")
+		if up.queries.Load() != n {
+			t.Fatal("localhost was asked upstream")
+		}
 	}
 	if _, err := r.LookupNetIP(t.Context(), "tcp", "www.example"); err == nil || !strings.Contains(err.Error(), "network") {
 		t.Fatalf("network tcp: %v", err)

@@ -35,6 +35,9 @@ func (r *Resolver) LookupNetIP(ctx context.Context, network, host string) ([]net
 	if _, ok := dns.IsDomainName(host); !ok || host == "" {
 		return nil, &net.DNSError{Err: "invalid domain name", Name: host, IsNotFound: true}
 	}
+	if isLocalhost(host) {
+		return localhostAddrs(network), nil
+	}
 	type result struct {
 		addrs []netip.Addr
 		err   error
@@ -95,4 +98,23 @@ func (r *Resolver) lookup(ctx context.Context, host string, qtype uint16) ([]net
 		}
 	}
 	return addrs, nil
+}
+
+// isLocalhost reports whether host is "localhost" or a name below it, which
+// RFC 6761 §6.3 says always means the loopback address and is never asked
+// of a DNS server (so a tunnel's egress check sees it for what it is).
+func isLocalhost(host string) bool {
+	name := strings.ToLower(strings.TrimSuffix(host, "."))
+	return name == "localhost" || strings.HasSuffix(name, ".localhost")
+}
+
+func localhostAddrs(network string) []netip.Addr {
+	v4, v6 := netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()
+	switch network {
+	case "ip4":
+		return []netip.Addr{v4}
+	case "ip6":
+		return []netip.Addr{v6}
+	}
+	return []netip.Addr{v4, v6}
 }
