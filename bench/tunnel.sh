@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# bench/tunnel.sh — tunnel benchmarks, printed as a markdown table:
+# bench/tunnel.sh — tunnel benchmarks, printed as a markdown table. The
+# server is the real `porta server` (self-signed, --allow-private); the
+# byte source, the delay proxy and the measuring clients (porta's
+# tunnel.Dialer) are in bench/tunnelbench.
 #   1. single-stream throughput (SIZE bytes, default 1 GiB, SHA-256 checked)
 #      through the tunnel over HTTP/2 and HTTP/3, against Debian's stunnel4
 #      as one TLS hop on the same path (client -> TLS -> relay -> source),
-#      in the same run; best of ROUNDS (default 3), rounds interleaved;
+#      same run, rounds interleaved, best of ROUNDS (default 3);
 #   2. time to first byte of a new tunneled connection over a warm tunnel
-#      with RTT ms (default 50) added by a userspace delay proxy, against
-#      the same exchange made directly: on an open connection (one round
-#      trip) and on a new TCP connection (two);
+#      with RTT_MS (default 50) added by a userspace delay proxy, against the
+#      same exchange made directly on an open connection (one round trip);
 #   3. server memory per idle tunneled connection (IDLE connections,
-#      default 2000; Go heap + stacks after GC, and RSS).
+#      default 1000, under porta's default per-user limit of 1024): RSS
+#      growth of porta server, and Go heap+stacks after GC measured on the
+#      same tunnel.Handler in `tunnelbench server`.
 # Needs: go, stunnel4 (Debian package stunnel4), python3 (to pick a port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +21,8 @@ cd "$(dirname "$0")/.."
 SIZE=${SIZE:-1073741824}
 ROUNDS=${ROUNDS:-3}
 RTT_MS=${RTT_MS:-50}
-IDLE=${IDLE:-2000}
+IDLE=${IDLE:-1000}
+USER_TOKEN=bench:bench-token
 
 work=$(mktemp -d)
 pids=()
@@ -30,26 +35,31 @@ trap cleanup EXIT
 
 command -v stunnel4 >/dev/null || { echo "stunnel4 not found: apt-get install stunnel4" >&2; exit 1; }
 go build -o "$work/tb" ./bench/tunnelbench
+go build -o "$work/porta" ./cmd/porta
 tb="$work/tb"
 
-# start NAME CMD...: run CMD in the background and wait for its "addr=" line.
+# start NAME CMD...: run CMD in the background, wait for an "addr=" in its
+# output or log, and remember its pid in pid_NAME.
 start() {
 	local name=$1; shift
 	"$@" >"$work/$name.out" 2>"$work/$name.err" &
 	pids+=($!)
-	for _ in $(seq 100); do
-		grep -q addr= "$work/$name.out" 2>/dev/null && return 0
+	eval "pid_$name=$!"
+	for _ in $(seq 200); do
+		grep -q 'addr=' "$work/$name.out" "$work/$name.err" 2>/dev/null && return 0
 		sleep 0.05
 	done
 	echo "$name did not start:" >&2; cat "$work/$name.err" >&2; exit 1
 }
-field() { sed 's/ /\n/g' "$work/$1.out" | sed -n "s/^$2=//p" | head -1; }
+field() { cat "$work/$1.out" "$work/$1.err" | sed 's/ /\n/g' | sed -n "s|^$2=\"\{0,1\}\([^\"]*\)\"\{0,1\}$|\1|p" | head -1; }
 value() { sed "s/ /\n/g" | sed -n "s|^$1=||p"; }
 
 start source "$tb" source
 SRC=$(field source addr)
-start server "$tb" server -dir "$work"
-SRV=$(field server addr); PIN=$(field server pin); STATS=$(field server stats)
+start server "$work/porta" server --listen 127.0.0.1:0 --self-signed --state-dir "$work/state" \
+	--user "$USER_TOKEN" --allow-private
+SRV=$(field server addr); PIN=$(field server pin)
+CERT="$work/state/self-signed.crt"; KEY="$work/state/self-signed.key"
 
 # stunnel4 in server mode: TLS in, plain TCP to the source.
 ST_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -60,8 +70,8 @@ debug = 3
 [bench]
 accept = 127.0.0.1:$ST_PORT
 connect = $SRC
-cert = $work/cert.pem
-key = $work/key.pem
+cert = $CERT
+key = $KEY
 CONF
 stunnel4 "$work/stunnel.conf" >"$work/stunnel.log" 2>&1 &
 pids+=($!)
@@ -71,16 +81,15 @@ for _ in $(seq 100); do
 done
 
 WANT=$("$tb" digest -bytes "$SIZE")
-best() { sort -n | tail -1; }
+get() { "$tb" get -user "$USER_TOKEN" -bytes "$SIZE" -want "$WANT" "$@" | value MB/s; }
 declare -A mbs
 for _ in $(seq "$ROUNDS"); do
-	mbs[h2]+="$("$tb" get -via h2 -server "$SRV" -pin "$PIN" -target "$SRC" -bytes "$SIZE" -want "$WANT" | value MB/s) "
-	mbs[h3]+="$("$tb" get -via h3 -server "$SRV" -pin "$PIN" -target "$SRC" -bytes "$SIZE" -want "$WANT" | value MB/s) "
-	mbs[st]+="$("$tb" get -via tls -server "127.0.0.1:$ST_PORT" -ca "$work/cert.pem" -bytes "$SIZE" -want "$WANT" | value MB/s) "
+	mbs[h2]+="$(get -via h2 -server "$SRV" -pin "$PIN" -target "$SRC") "
+	mbs[h3]+="$(get -via h3 -server "$SRV" -pin "$PIN" -target "$SRC") "
+	mbs[st]+="$(get -via tls -server "127.0.0.1:$ST_PORT" -ca "$CERT") "
 done
-H2=$(echo ${mbs[h2]} | tr ' ' '\n' | best)
-H3=$(echo ${mbs[h3]} | tr ' ' '\n' | best)
-ST=$(echo ${mbs[st]} | tr ' ' '\n' | best)
+best() { echo "$1" | tr ' ' '\n' | sed '/^$/d' | sort -n | tail -1; }
+H2=$(best "${mbs[h2]}"); H3=$(best "${mbs[h3]}"); ST=$(best "${mbs[st]}")
 
 # Time to first byte with RTT_MS between client and server (and between
 # client and source for the direct exchange); source and server are close.
@@ -88,18 +97,23 @@ ONEWAY="$((RTT_MS / 2))ms"
 start delay_srv "$tb" delay -to "$SRV" -delay "$ONEWAY"
 start delay_src "$tb" delay -to "$SRC" -delay "$ONEWAY"
 DSRV=$(field delay_srv addr); DSRC=$(field delay_src addr)
-T_H2=$("$tb" ttfb -via h2 -server "$DSRV" -pin "$PIN" -target "$SRC" | value new_ms)
-T_H3=$("$tb" ttfb -via h3 -server "$DSRV" -pin "$PIN" -target "$SRC" | value new_ms)
-DIRECT=$("$tb" ttfb -via direct -server "$DSRC")
-T_OPEN=$(echo "$DIRECT" | value open_ms)
-T_NEW=$(echo "$DIRECT" | value new_ms)
+T_H2=$("$tb" ttfb -user "$USER_TOKEN" -via h2 -server "$DSRV" -pin "$PIN" -target "$SRC" | value new_ms)
+T_H3=$("$tb" ttfb -user "$USER_TOKEN" -via h3 -server "$DSRV" -pin "$PIN" -target "$SRC" | value new_ms)
+T_OPEN=$("$tb" ttfb -via direct -server "$DSRC" | value open_ms)
 
-M_H2=$("$tb" idle -via h2 -server "$SRV" -pin "$PIN" -target "$SRC" -stats "$STATS" -n "$IDLE")
-M_H3=$("$tb" idle -via h3 -server "$SRV" -pin "$PIN" -target "$SRC" -stats "$STATS" -n "$IDLE")
+# Memory: porta server's RSS, then the Handler alone in tunnelbench server.
+idle() { "$tb" idle -user "$USER_TOKEN" -target "$SRC" -n "$IDLE" "$@"; }
+R_H2=$(idle -via h2 -server "$SRV" -pin "$PIN" -pid "$pid_server" | value rss_KiB)
+R_H3=$(idle -via h3 -server "$SRV" -pin "$PIN" -pid "$pid_server" | value rss_KiB)
+start tbserver "$tb" server -dir "$work" -user "$USER_TOKEN"
+TSRV=$(field tbserver addr); TPIN=$(field tbserver pin); TSTATS=$(field tbserver stats)
+M_H2=$(idle -via h2 -server "$TSRV" -pin "$TPIN" -stats "$TSTATS" | value heap+stack_KiB)
+M_H3=$(idle -via h3 -server "$TSRV" -pin "$TPIN" -stats "$TSTATS" | value heap+stack_KiB)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
 echo "| benchmark | porta h2 | porta h3 | baseline | h2 / baseline | h3 / baseline | target |"
 echo "|---|---|---|---|---|---|---|"
-echo "| single stream, $((SIZE >> 20)) MiB, SHA-256 checked (MB/s, best of $ROUNDS: ${mbs[h2]}/ ${mbs[h3]}/ ${mbs[st]}) | $H2 | $H3 | stunnel4 $ST | $(ratio "$H2" "$ST") | $(ratio "$H3" "$ST") | ≥ 1.0× |"
-echo "| time to first byte, new connection over a warm tunnel, RTT $RTT_MS ms (median ms) | $T_H2 | $T_H3 | direct, open connection $T_OPEN (new TCP connection $T_NEW) | $(ratio "$T_H2" "$T_OPEN") | $(ratio "$T_H3" "$T_OPEN") | ≤ 1.1× |"
-echo "| server memory per idle tunneled connection, $IDLE connections (KiB, Go heap+stacks; RSS) | $(echo "$M_H2" | value heap+stack_KiB); RSS $(echo "$M_H2" | value rss_KiB) | $(echo "$M_H3" | value heap+stack_KiB); RSS $(echo "$M_H3" | value rss_KiB) | — | | | ≤ 16 KiB |"
+echo "| single stream, $((SIZE >> 20)) MiB, SHA-256 checked, MB/s (best of $ROUNDS; h2: ${mbs[h2]}; h3: ${mbs[h3]}; stunnel4: ${mbs[st]}) | $H2 | $H3 | stunnel4: $ST | $(ratio "$H2" "$ST") | $(ratio "$H3" "$ST") | ≥ 1.0× |"
+echo "| time to first byte of a new connection over a warm tunnel, RTT $RTT_MS ms, median ms | $T_H2 | $T_H3 | direct, one round trip: $T_OPEN | $(ratio "$T_H2" "$T_OPEN") | $(ratio "$T_H3" "$T_OPEN") | ≤ 1.1× |"
+echo "| server memory per idle tunneled connection ($IDLE), KiB: Go heap+stacks after GC (tunnel.Handler) | $M_H2 | $M_H3 | — | | | ≤ 16 KiB |"
+echo "| same, RSS growth of porta server, KiB | $R_H2 | $R_H3 | — | | | |"

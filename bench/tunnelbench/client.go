@@ -17,6 +17,8 @@ import (
 	"os"
 	"runtime/pprof"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/porta443/porta/tunnel"
@@ -201,8 +203,12 @@ func cmdIdle(args []string) error {
 	fs := flag.NewFlagSet("idle", flag.ExitOnError)
 	cf := addClientFlags(fs)
 	n := fs.Int("n", 2000, "connections")
-	stats := fs.String("stats", "", "server stats address")
+	stats := fs.String("stats", "", "server stats address (tunnelbench server)")
+	pid := fs.Int("pid", 0, "else the server's process id: RSS from /proc only")
 	fs.Parse(args)
+	if *stats == "" && *pid == 0 {
+		return errors.New("need -stats or -pid")
+	}
 	dial, done, err := cf.dialer()
 	if err != nil {
 		return err
@@ -215,7 +221,7 @@ func cmdIdle(args []string) error {
 		c.Close()
 	}
 	time.Sleep(200 * time.Millisecond)
-	before, err := readStats(*stats)
+	before, err := readStats(*stats, *pid)
 	if err != nil {
 		return err
 	}
@@ -234,14 +240,14 @@ func cmdIdle(args []string) error {
 		conns = append(conns, c)
 	}
 	time.Sleep(200 * time.Millisecond)
-	after, err := readStats(*stats)
+	after, err := readStats(*stats, *pid)
 	if err != nil {
 		return err
 	}
 	for _, c := range conns {
 		c.Close()
 	}
-	if after.Tunnels-before.Tunnels != *n {
+	if *stats != "" && after.Tunnels-before.Tunnels != *n {
 		return fmt.Errorf("server reports %d tunnels, want %d", after.Tunnels-before.Tunnels, *n)
 	}
 	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(*n) / 1024 }
@@ -252,8 +258,21 @@ func cmdIdle(args []string) error {
 	return nil
 }
 
-func readStats(addr string) (Mem, error) {
+func readStats(addr string, pid int) (Mem, error) {
 	var m Mem
+	if addr == "" {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return m, err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				m.RSS = kb << 10
+			}
+		}
+		return m, nil
+	}
 	resp, err := http.Get("http://" + addr + "/")
 	if err != nil {
 		return m, err
