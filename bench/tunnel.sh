@@ -12,14 +12,14 @@
 #      same exchange made directly on an open connection (one round trip);
 #   3. server memory per idle tunneled connection (IDLE connections,
 #      default 1000, under porta's default per-user limit of 1024): RSS
-#      growth of porta server, and Go heap+stacks after GC measured on the
-#      same tunnel.Handler in `tunnelbench server`.
+#      growth of a fresh porta server per transport, and Go heap+stacks
+#      after GC measured on the same tunnel.Handler in `tunnelbench server`.
 # Needs: go, stunnel4 (Debian package stunnel4), python3 (to pick a port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE=${SIZE:-1073741824}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 RTT_MS=${RTT_MS:-50}
 IDLE=${IDLE:-1000}
 USER_TOKEN=bench:bench-token
@@ -103,8 +103,17 @@ T_OPEN=$("$tb" ttfb -via direct -server "$DSRC" | value open_ms)
 
 # Memory: porta server's RSS, then the Handler alone in tunnelbench server.
 idle() { "$tb" idle -user "$USER_TOKEN" -target "$SRC" -n "$IDLE" "$@"; }
-R_H2=$(idle -via h2 -server "$SRV" -pin "$PIN" -pid "$pid_server" | value rss_KiB)
-R_H3=$(idle -via h3 -server "$SRV" -pin "$PIN" -pid "$pid_server" | value rss_KiB)
+# A fresh server per transport: Go reuses freed heap, so a second run on the
+# same process would show little RSS growth.
+rss() {
+	start "rss_$1" "$work/porta" server --listen 127.0.0.1:0 --self-signed --state-dir "$work/state" \
+		--user "$USER_TOKEN" --allow-private
+	local pid_var="pid_rss_$1"
+	idle -via "$1" -server "$(field "rss_$1" addr)" -pin "$PIN" -pid "${!pid_var}" | value rss_KiB
+	kill "${!pid_var}"
+}
+R_H2=$(rss h2)
+R_H3=$(rss h3)
 start tbserver "$tb" server -dir "$work" -user "$USER_TOKEN"
 TSRV=$(field tbserver addr); TPIN=$(field tbserver pin); TSTATS=$(field tbserver stats)
 M_H2=$(idle -via h2 -server "$TSRV" -pin "$TPIN" -stats "$TSTATS" | value heap+stack_KiB)
