@@ -3,6 +3,7 @@ package testenv
 import (
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -31,13 +32,18 @@ func NewUpstream(t testing.TB, names map[string][]string) *Upstream {
 	}
 	pc, ln := listenPair(t)
 	u.Addr = pc.LocalAddr().String()
-	udp := &dns.Server{PacketConn: pc, Handler: u}
-	tcp := &dns.Server{Listener: ln, Handler: u}
-	go udp.ActivateAndServe()
-	go tcp.ActivateAndServe()
+	var started sync.WaitGroup
+	started.Add(2)
+	udp := &dns.Server{PacketConn: pc, Handler: u, NotifyStartedFunc: started.Done}
+	tcp := &dns.Server{Listener: ln, Handler: u, NotifyStartedFunc: started.Done}
+	var served sync.WaitGroup
+	served.Go(func() { udp.ActivateAndServe() })
+	served.Go(func() { tcp.ActivateAndServe() })
+	started.Wait() // a Shutdown before the start would leave the server running
 	t.Cleanup(func() {
 		udp.Shutdown()
 		tcp.Shutdown()
+		served.Wait()
 	})
 	return u
 }
