@@ -6,7 +6,8 @@
 # req/s for cache hits (a fixed set of 100 names) and misses (unique names).
 #
 #   bench/doh.sh              # needs h2load (nghttp2-client) and unbound
-#   REQUESTS=200000 bench/doh.sh
+#   REQUESTS=200000 ROUNDS=5 bench/doh.sh
+#   HANDLER_ONLY=1 bench/doh.sh   # the doh package without porta's server
 #
 # h2load sends its URI list in the same order on every connection, so with
 # -c 20 the "unique" names would repeat 20 times and mostly hit the cache.
@@ -53,7 +54,8 @@ upstream=$addr
 
 # porta: the real server once it has --upstream; until then the doh
 # package's Handler and Resolver behind a plain net/http TLS server.
-if go run ./cmd/porta server --help 2>&1 | grep -q -- '--upstream'; then
+# HANDLER_ONLY=1 benches the doh package alone, without the server's routing.
+if [ -z "${HANDLER_ONLY:-}" ] && go run ./cmd/porta server --help 2>&1 | grep -q -- '--upstream'; then
 	go build -o "$tmp/porta" ./cmd/porta
 	port=$((20000 + RANDOM % 20000))
 	"$tmp/porta" server --listen "127.0.0.1:$port" --self-signed --state-dir "$tmp/porta-state" \
@@ -70,7 +72,7 @@ else
 	start porta "$tmp/helper" -mode doh -upstream "udp://$upstream"
 	porta=$addr
 	porta_pid=${pids[-1]}
-	porta_what="doh.Handler (porta server not wired yet)"
+	porta_what="doh.Handler and doh.Resolver behind a bare net/http server (bench/dnsupstream -mode doh)"
 fi
 
 start canned "$tmp/helper" -mode canned
