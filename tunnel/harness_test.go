@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/porta443/porta/internal/testenv"
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"go.uber.org/goleak"
 )
@@ -78,6 +79,7 @@ type serverOpts struct {
 	wrapTCP   func(net.Listener) net.Listener
 	wrapUDP   func(net.PacketConn) net.PacketConn
 	configure func(*http.Server)
+	quic      func(*quic.Config)
 }
 
 func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testServer {
@@ -123,10 +125,14 @@ func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testSe
 	if o.configure != nil {
 		o.configure(hs)
 	}
+	quicConf := ServerQUICConfig()
+	if o.quic != nil {
+		o.quic(quicConf)
+	}
 	h3s := &http3.Server{
 		Handler:    handler,
 		TLSConfig:  http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert.TLS}}),
-		QUICConfig: ServerQUICConfig(),
+		QUICConfig: quicConf,
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)

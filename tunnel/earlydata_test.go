@@ -1,0 +1,73 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+)
+
+// TestEarlyDataRefused: a CONNECT sent in QUIC 0-RTT (replayable by anyone
+// who recorded it) is refused with 425 even with valid credentials, while
+// the same CONNECT after the handshake is tunneled.
+func TestEarlyDataRefused(t *testing.T) {
+	h, err := NewHandler(HandlerConfig{Next: newWebsite(t), Users: testUsers(t), AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServerOpts(t, h, serverOpts{quic: func(c *quic.Config) { c.Allow0RTT = true }})
+	target := echoTarget(t)
+	tlsConf := ts.cert.ClientTLS(http3.NextProtoH3)
+	tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	connect := func(conn *quic.Conn) *http.Response {
+		t.Helper()
+		cc := (&http3.Transport{}).NewClientConn(conn)
+		rs, err := cc.OpenRequestStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := connectRequest(ctx, &serverInfo{addr: ts.addr, auth: basicAuth(testUser, testToken)}, target)
+		if err := rs.SendRequestHeader(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := rs.ReadResponse()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs.CancelRead(0)
+		rs.CancelWrite(0)
+		return resp
+	}
+
+	// A full handshake first: a tunnel, and a session ticket.
+	conn, err := quic.DialAddr(ctx, ts.addr, tlsConf, ClientQUICConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := connect(conn); resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT after the handshake: %d", resp.StatusCode)
+	}
+	time.Sleep(50 * time.Millisecond) // the ticket comes after the handshake
+	conn.CloseWithError(0, "")
+
+	early, err := quic.DialAddrEarly(ctx, ts.addr, tlsConf, ClientQUICConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.CloseWithError(0, "")
+	resp := connect(early)
+	if !early.ConnectionState().Used0RTT {
+		t.Fatal("the second connection did not use 0-RTT; the test proves nothing")
+	}
+	if resp.StatusCode != http.StatusTooEarly || !strings.Contains(resp.Header.Get("Proxy-Status"), "http_request_denied") {
+		t.Fatalf("CONNECT in 0-RTT: %d %q, want 425 with Proxy-Status", resp.StatusCode, resp.Header.Get("Proxy-Status"))
+	}
+}
