@@ -275,3 +275,28 @@ func TestDialerSpreadsStreams(t *testing.T) {
 		})
 	}
 }
+
+// TestTargetReset: a target that resets its connection resets the
+// client's stream too; the client sees an error, not a clean EOF.
+func TestTargetReset(t *testing.T) {
+	run(t, func(t *testing.T, mode string) {
+		ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
+		target := serveTarget(t, func(c *net.TCPConn) {
+			io.ReadFull(c, make([]byte, 2))
+			c.Write([]byte("partial"))
+			time.Sleep(50 * time.Millisecond)
+			c.SetLinger(0)
+			c.Close()
+		})
+		c := dialVia(t, ts, mode, target)
+		c.Write([]byte("go"))
+		c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		got, err := io.ReadAll(c)
+		if err == nil {
+			t.Fatalf("read %q then a clean EOF; want an error after a target reset", got)
+		}
+		if !bytes.HasPrefix([]byte("partial"), got) {
+			t.Fatalf("got %q", got)
+		}
+	})
+}
