@@ -45,7 +45,9 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes connections with nothing in flight. 0: 3 minutes.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes bounds request headers. 0: 64 KiB.
+	// MaxHeaderBytes bounds request headers. 0: 96 KiB, room for the
+	// longest DoH GET (a 64 KiB message in base64 is 87,380 bytes), so that
+	// a longer URI reaches the DoH handler and gets its 414.
 	MaxHeaderBytes int
 
 	// Logger receives the server's log. nil: discard.
@@ -77,7 +79,7 @@ func (c *Config) dohPath() string { return orDefault(c.DoHPath, "/dns-query") }
 
 func (c *Config) idleTimeout() time.Duration { return orDefault(c.IdleTimeout, 3*time.Minute) }
 
-func (c *Config) maxHeaderBytes() int { return orDefault(c.MaxHeaderBytes, 64<<10) }
+func (c *Config) maxHeaderBytes() int { return orDefault(c.MaxHeaderBytes, 96<<10) }
 
 func orDefault[T comparable](v, def T) T {
 	var zero T

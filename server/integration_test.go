@@ -277,3 +277,17 @@ func TestUsersFileReload(t *testing.T) {
 		t.Fatal("a failed reload dropped the users in force")
 	}
 }
+
+// TestDoHURITooLong: a ?dns= longer than any DNS message reaches the DoH
+// handler and gets 414 on every protocol, rather than being cut off by the
+// server's header limit first.
+func TestDoHURITooLong(t *testing.T) {
+	r := start(t, server.Config{}, false)
+	param := "?dns=" + strings.Repeat("A", 90_000)
+	for name, c := range r.clients(t) {
+		resp, _ := get(t, c, newRequest(t, "GET", r.url("/dns-query"+param)))
+		if resp.StatusCode != http.StatusRequestURITooLong {
+			t.Errorf("%s: %d, want 414", name, resp.StatusCode)
+		}
+	}
+}
