@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# bench/client.sh — porta client benchmarks, end to end with the real
+# binary, all on loopback, printed as a markdown table:
+#   1. the local resolver's cache-hit queries per second (dnsperf, UDP, a
+#      fixed set of 100 names) against Debian's unbound as a plain UDP
+#      forwarding resolver with a cache, both forwarding to the same
+#      loopback upstream (bench/dnsupstream); best of ROUNDS interleaved
+#      rounds, and the CPU time each resolver process spent per query;
+#   2. single-stream throughput through --socks (curl --socks5-hostname,
+#      SIZE bytes, default 1 GiB, SHA-256 checked) over --transport h2 and
+#      h3, against a pair of stunnel4 processes on the same path (curl ->
+#      stunnel client -> TLS -> stunnel server -> source); best of ROUNDS;
+#   3. time to first byte of a new connection through --socks over a warm
+#      tunnel with RTT_MS (default 50) between client and server (the
+#      userspace delay proxy of bench/tunnelbench, TCP and UDP, so h2 and
+#      h3), against the same HTTP exchange made directly through the same
+#      delay on an open connection (one round trip); median of SAMPLES;
+#   4. idle client memory: VmRSS of a fresh `porta client` (default
+#      --transport) after it has connected, answered a few queries and a
+#      proxied request, then sat idle IDLE_S seconds.
+# Nothing leaves 127.0.0.1: every server gets a loopback upstream.
+# Needs: go, curl, dnsperf, unbound, stunnel4
+# (apt-get install -y curl dnsperf unbound stunnel4).
+#
+#   bench/client.sh
+#   SIZE=268435456 ROUNDS=1 bench/client.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE=${SIZE:-1073741824}
+ROUNDS=${ROUNDS:-3}
+RTT_MS=${RTT_MS:-50}
+SAMPLES=${SAMPLES:-20}
+DNS_SECONDS=${DNS_SECONDS:-10}
+CLIENTS=${CLIENTS:-20}
+OUTSTANDING=${OUTSTANDING:-200}
+IDLE_S=${IDLE_S:-5}
+TOKEN=bench-client-token
+
+for tool in go curl dnsperf unbound stunnel4 dig sha256sum; do
+	command -v "$tool" >/dev/null || { echo "bench/client.sh: $tool not found (apt-get install -y curl dnsperf unbound stunnel4 bind9-dnsutils)" >&2; exit 1; }
+done
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+go build -o "$work/porta" ./cmd/porta
+go build -o "$work/cb" ./bench/clientbench
+go build -o "$work/dnsup" ./bench/dnsupstream
+go build -o "$work/tb" ./bench/tunnelbench
+porta=$work/porta cb=$work/cb tb=$work/tb
+
+die() { echo "bench/client.sh: $*" >&2; exit 1; }
+# bg NAME CMD...: CMD in the background, output in $work/NAME.log; sets $pid.
+bg() {
+	local name=$1; shift
+	"$@" >"$work/$name.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+}
+# waitfor NAME REGEX: waits until NAME's log matches, prints the match.
+waitfor() {
+	local m
+	for _ in $(seq 200); do
+		m=$(grep -o -m1 -E "$2" "$work/$1.log" 2>/dev/null || true)
+		[ -n "$m" ] && { echo "$m"; return 0; }
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "bench/client.sh: $1 did not start:" >&2; cat "$work/$1.log" >&2; exit 1
+}
+port() { "$cb" port; }
+
+# --- the servers --------------------------------------------------------
+
+bg upstream "$work/dnsup" -mode upstream
+UPSTREAM=$(waitfor upstream '^listening [0-9.:]+' | cut -d' ' -f2)
+
+bg source "$cb" source
+SRC=$(waitfor source 'addr=[0-9.:]+' | cut -d= -f2)
+
+SRV=127.0.0.1:$(port)
+bg server "$porta" server --listen "$SRV" --self-signed --state-dir "$work/state" \
+	--user "u:$TOKEN" --allow-private --upstream "udp://$UPSTREAM"
+SERVER_PID=$pid
+PIN=$(waitfor server 'pin="[^"]+"' | cut -d'"' -f2)
+waitfor server 'msg=serving' >/dev/null
+
+# client NAME SERVER TRANSPORT [DNS]: a porta client; sets $socks, $dns, $pid.
+client() {
+	socks=127.0.0.1:$(port)
+	dns=${4:-}
+	bg "$1" "$porta" client --server "https://u:$TOKEN@$2" --pin "$PIN" \
+		--transport "$3" --dns "$dns" --socks "$socks"
+	waitfor "$1" 'msg=serving' >/dev/null
+}
+
+# The delay proxy between client and server (TCP and UDP), and one in
+# front of the source for the direct exchange.
+ONEWAY="$((RTT_MS / 2))ms"
+bg delay_srv "$tb" delay -to "$SRV" -delay "$ONEWAY"
+DSRV=$(waitfor delay_srv 'addr=[0-9.:]+' | cut -d= -f2)
+bg delay_src "$tb" delay -to "$SRC" -delay "$ONEWAY"
+DSRC=$(waitfor delay_src 'addr=[0-9.:]+' | cut -d= -f2)
+
+client c_h2 "$SRV" h2 "127.0.0.1:$(port)"
+SOCKS_H2=$socks DNS=$dns PORTA_DNS_PID=$pid PID_H2=$pid
+client c_h3 "$SRV" h3
+SOCKS_H3=$socks PID_H3=$pid
+client c_dh2 "$DSRV" h2
+SOCKS_DH2=$socks
+client c_dh3 "$DSRV" h3
+SOCKS_DH3=$socks
+
+# unbound: a plain UDP forwarding resolver with a cache, forwarding to the
+# same upstream.
+UNB_PORT=$(port)
+cat >"$work/unbound.conf" <<CONF
+server:
+	interface: 127.0.0.1@$UNB_PORT
+	do-daemonize: no
+	username: ""
+	chroot: ""
+	directory: "$work"
+	pidfile: ""
+	use-syslog: no
+	logfile: ""
+	verbosity: 0
+	num-threads: $(nproc)
+	so-reuseport: yes
+	do-ip6: no
+	do-tcp: yes
+	access-control: 127.0.0.0/8 allow
+	do-not-query-localhost: no
+	module-config: "iterator"
+	qname-minimisation: no
+	prefetch: no
+	num-queries-per-thread: 4096
+remote-control:
+	control-enable: no
+forward-zone:
+	name: "."
+	forward-addr: ${UPSTREAM%:*}@${UPSTREAM##*:}
+CONF
+bg unbound unbound -d -c "$work/unbound.conf"
+UNBOUND_PID=$pid UNBOUND=127.0.0.1:$UNB_PORT
+for _ in $(seq 100); do
+	dig +time=1 +tries=1 -p "$UNB_PORT" @127.0.0.1 ready.bench.example A >/dev/null 2>&1 && break
+	kill -0 "$UNBOUND_PID" 2>/dev/null || { cat "$work/unbound.log" >&2; die "unbound did not start"; }
+	sleep 0.1
+done
+
+# --- 1. DNS cache hits --------------------------------------------------
+
+for i in $(seq 100); do echo "hit$i.bench.example A"; done >"$work/names.txt"
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+system, clock ticks
+declare -A qps cpu queries
+dnsperf_run() { # NAME ADDR PID SECONDS
+	local before after
+	before=$(ticks "$3")
+	dnsperf -s "${2%:*}" -p "${2##*:}" -d "$work/names.txt" -c "$CLIENTS" -q "$OUTSTANDING" -l "$4" >"$work/dnsperf.out" 2>&1 ||
+		{ cat "$work/dnsperf.out" >&2; die "dnsperf against $1 failed"; }
+	after=$(ticks "$3")
+	local lost rate n
+	lost=$(awk '/Queries lost:/{print $3}' "$work/dnsperf.out")
+	rate=$(awk '/Queries per second:/{print int($4)}' "$work/dnsperf.out")
+	n=$(awk '/Queries completed:/{print $3}' "$work/dnsperf.out")
+	grep -q 'NOERROR' "$work/dnsperf.out" || { cat "$work/dnsperf.out" >&2; die "$1 answered no NOERROR"; }
+	[ "$lost" = 0 ] || echo "bench/client.sh: $1: $lost queries lost" >&2
+	qps[$1]+="$rate "
+	cpu[$1]=$(( ${cpu[$1]:-0} + after - before ))
+	queries[$1]=$(( ${queries[$1]:-0} + n ))
+}
+# warm both caches
+for t in porta unbound; do
+	addr=$DNS pid=$PORTA_DNS_PID
+	[ "$t" = unbound ] && addr=$UNBOUND pid=$UNBOUND_PID
+	dnsperf -s "${addr%:*}" -p "${addr##*:}" -d "$work/names.txt" -n 2 >/dev/null 2>&1 || die "warming $t failed"
+done
+for _ in $(seq "$ROUNDS"); do
+	dnsperf_run porta "$DNS" "$PORTA_DNS_PID" "$DNS_SECONDS"
+	dnsperf_run unbound "$UNBOUND" "$UNBOUND_PID" "$DNS_SECONDS"
+done
+best() { tr ' ' '\n' | grep . | sort -g | tail -1; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+Q_PORTA=$(echo "${qps[porta]}" | best)
+Q_UNB=$(echo "${qps[unbound]}" | best)
+hz=$(getconf CLK_TCK)
+us() { awk -v t="${cpu[$1]}" -v hz="$hz" -v n="${queries[$1]}" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}'; }
+
+# --- 2. throughput through --socks --------------------------------------
+
+STS=$(port) STC=$(port)
+"$work/dnsup" -mode cert -dir "$work" >/dev/null
+cat >"$work/stunnel-server.conf" <<CONF
+foreground = yes
+pid =
+debug = 3
+[bench]
+accept = 127.0.0.1:$STS
+connect = $SRC
+cert = $work/cert.pem
+key = $work/key.pem
+CONF
+cat >"$work/stunnel-client.conf" <<CONF
+foreground = yes
+pid =
+debug = 3
+[bench]
+client = yes
+accept = 127.0.0.1:$STC
+connect = 127.0.0.1:$STS
+CAfile = $work/cert.pem
+verifyPeer = yes
+CONF
+bg stunnel_server stunnel4 "$work/stunnel-server.conf"
+ST_PIDS=$pid
+bg stunnel_client stunnel4 "$work/stunnel-client.conf"
+ST_PIDS+=" $pid"
+for _ in $(seq 100); do
+	curl -sf -o /dev/null "http://127.0.0.1:$STC/1" && break
+	sleep 0.05
+done
+
+# SHA-256 of a CHECK-byte transfer per path (sha256sum is slower than the
+# paths on a small machine, so the timed transfers below check only the
+# byte count that curl received against the Content-Length).
+CHECK=$(( SIZE < 67108864 ? SIZE : 67108864 ))
+CHECK_WANT=$("$cb" digest -bytes "$CHECK")
+check() { # CURL-ARGS... URL-PREFIX
+	local sum
+	sum=$(curl -sSf "${@:1:$#-1}" "${@: -1}$CHECK" | sha256sum | cut -d' ' -f1)
+	[ "$sum" = "$CHECK_WANT" ] || die "SHA-256 mismatch via $* ($sum)"
+}
+check --socks5-hostname "$SOCKS_H2" "http://$SRC/"
+check --socks5-hostname "$SOCKS_H3" "http://$SRC/"
+check "http://127.0.0.1:$STC/"
+
+sumticks() { local p t=0; for p in "$@"; do t=$((t + $(ticks "$p"))); done; echo "$t"; }
+get() { # CURL-ARGS...: prints MB/s, dies on a short transfer
+	local out
+	out=$(curl -sSf -o /dev/null -w '%{size_download} %{speed_download}' "$@") || die "curl $* failed"
+	[ "${out% *}" = "$SIZE" ] || die "got ${out% *} bytes of $SIZE via $*"
+	awk -v b="${out#* }" 'BEGIN{printf "%.0f", b / 1e6}'
+}
+declare -A mbs cpu_t
+run_get() { # NAME "PIDS" CURL-ARGS...: one transfer, MB/s and CPU ticks of PIDS kept
+	local name=$1 ps=$2 before after; shift 2
+	before=$(sumticks $ps)
+	mbs[$name]+="$(get "$@") "
+	after=$(sumticks $ps)
+	cpu_t[$name]=$(( ${cpu_t[$name]:-0} + after - before ))
+}
+for _ in $(seq "$ROUNDS"); do
+	run_get h2 "$PID_H2 $SERVER_PID" --socks5-hostname "$SOCKS_H2" "http://$SRC/$SIZE"
+	run_get h3 "$PID_H3 $SERVER_PID" --socks5-hostname "$SOCKS_H3" "http://$SRC/$SIZE"
+	run_get st "$ST_PIDS" "http://127.0.0.1:$STC/$SIZE"
+done
+T_H2=$(echo "${mbs[h2]}" | best)
+T_H3=$(echo "${mbs[h3]}" | best)
+T_ST=$(echo "${mbs[st]}" | best)
+# CPU seconds per GB moved, both proxy processes together
+cpugb() { awk -v t="${cpu_t[$1]}" -v hz="$hz" -v n="$((ROUNDS * SIZE))" 'BEGIN{printf "%.2f", t / hz / (n / 1e9)}'; }
+
+# --- 3. time to first byte with RTT_MS ----------------------------------
+
+ttfb() { # NAME SOCKS: median ms of SAMPLES new connections over the warm tunnel
+	local s=$2 all=""
+	curl -sSf -o /dev/null --socks5-hostname "$s" "http://$SRC/1" # warm
+	for _ in $(seq "$SAMPLES"); do
+		all+="$(curl -sSf -o /dev/null -w '%{time_starttransfer}' --socks5-hostname "$s" "http://$SRC/1") "
+	done
+	echo "$all" | tr ' ' '\n' | grep . | awk '{printf "%.0f ", $1 * 1000}' >"$work/ttfb_$1.txt"
+	echo "$all" | median | awk '{printf "%.1f", $1 * 1000}'
+}
+TT_H2=$(ttfb h2 "$SOCKS_DH2")
+TT_H3=$(ttfb h3 "$SOCKS_DH3")
+# Directly through the delay: the second request of each curl rides the
+# open connection (one round trip); the first pays for the new connection.
+open="" new=""
+for _ in $(seq "$SAMPLES"); do
+	out=$(curl -sSf -o /dev/null -o /dev/null -w '%{time_starttransfer} %{num_connects}\n' "http://$DSRC/1" "http://$DSRC/1")
+	new+="$(echo "$out" | awk 'NR==1{print $1}') "
+	open+="$(echo "$out" | awk 'NR==2 && $2==0{print $1}') "
+done
+[ -n "${open// /}" ] || die "curl did not reuse the connection for the direct exchange"
+echo "$open" | tr ' ' '\n' | grep . | awk '{printf "%.0f ", $1 * 1000}' >"$work/ttfb_open.txt"
+TT_OPEN=$(echo "$open" | median | awk '{printf "%.1f", $1 * 1000}')
+TT_NEW=$(echo "$new" | median | awk '{printf "%.1f", $1 * 1000}')
+
+# --- 4. idle client memory ----------------------------------------------
+
+rss() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; } # KiB
+client c_idle "$SRV" auto "127.0.0.1:$(port)"
+IDLE_PID=$pid IDLE_DNS=$dns IDLE_SOCKS=$socks
+for i in $(seq 10); do
+	dig +time=2 +tries=1 -p "${IDLE_DNS##*:}" @127.0.0.1 "idle$i.bench.example" A >/dev/null || die "dig via the idle client failed"
+done
+curl -sSf -o /dev/null --socks5-hostname "$IDLE_SOCKS" "http://$SRC/100000" || die "curl via the idle client failed"
+sleep "$IDLE_S"
+M_PORTA=$(rss "$IDLE_PID")
+M_UNB=$(rss "$UNBOUND_PID")
+M_LOADED=$(rss "$PORTA_DNS_PID")
+
+# --- the table ----------------------------------------------------------
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+echo "porta client, end to end on loopback, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; porta $("$porta" version 2>/dev/null | head -1), unbound $(unbound -V | awk 'NR==1{print $2}')"
+echo
+echo "| benchmark | porta | comparison | ratio | target |"
+echo "|---|---|---|---|---|"
+echo "| DNS cache hits, dnsperf UDP -c $CLIENTS -q $OUTSTANDING -l $DNS_SECONDS, 100 names (queries/s, best of $ROUNDS: ${qps[porta]}/ ${qps[unbound]}; CPU µs/query) | $Q_PORTA; $(us porta) µs | unbound $Q_UNB; $(us unbound) µs | $(ratio "$Q_PORTA" "$Q_UNB") | ≥ 1.0× |"
+echo "| --socks throughput h2, one stream, $((SIZE >> 20)) MiB, bytes counted, $((CHECK >> 20)) MiB SHA-256 checked (MB/s, best of $ROUNDS: ${mbs[h2]}; CPU s/GB, client+server) | $T_H2; $(cpugb h2) s | stunnel4 pair $T_ST (${mbs[st]}); $(cpugb st) s | $(ratio "$T_H2" "$T_ST") | ≥ 1.0× |"
+echo "| --socks throughput h3, same (MB/s, best of $ROUNDS: ${mbs[h3]}; CPU s/GB) | $T_H3; $(cpugb h3) s | stunnel4 pair $T_ST; $(cpugb st) s | $(ratio "$T_H3" "$T_ST") | ≥ 1.0× |"
+echo "| --socks time to first byte h2, new connection over a warm tunnel, RTT $RTT_MS ms (median ms of $SAMPLES) | $TT_H2 | direct, open connection $TT_OPEN (new connection $TT_NEW) | $(ratio "$TT_H2" "$TT_OPEN") | ≤ 1.1× |"
+echo "| --socks time to first byte h3, same (median ms of $SAMPLES) | $TT_H3 | direct, open connection $TT_OPEN | $(ratio "$TT_H3" "$TT_OPEN") | ≤ 1.1× |"
+echo "| idle client memory, --transport auto, after 10 queries and one proxied request, idle $IDLE_S s (VmRSS MiB) | $(mib "$M_PORTA") | unbound $(mib "$M_UNB") (after the DNS runs; the porta client after them: $(mib "$M_LOADED")) | — | ≤ 20 MiB |"
+echo
+echo "time to first byte samples (ms): h2: $(cat "$work/ttfb_h2.txt")/ h3: $(cat "$work/ttfb_h3.txt")/ direct, open connection: $(cat "$work/ttfb_open.txt")"
