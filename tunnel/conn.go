@@ -101,7 +101,7 @@ func (c *tunnelConn) Close() error {
 	c.closed = true
 	st := c.st
 	c.mu.Unlock()
-	c.s.release()
+	c.d.release(c.s)
 	if st != nil {
 		return st.Close()
 	}

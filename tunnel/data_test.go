@@ -269,8 +269,8 @@ func TestDialerSpreadsStreams(t *testing.T) {
 			d.mu.Lock()
 			n = len(d.sessions)
 			d.mu.Unlock()
-			if n != 3 || d.Protocol() != mode {
-				t.Fatalf("after closing: %d connections, protocol %q", n, d.Protocol())
+			if n != 1 || d.Protocol() != mode {
+				t.Fatalf("after closing every tunnel: %d connections (want the preferred one only), protocol %q", n, d.Protocol())
 			}
 		})
 	}

@@ -284,6 +284,26 @@ func (d *Dialer) session(ctx context.Context) (session, error) {
 	}
 }
 
+// release gives back a stream slot on s. A session other than the
+// preferred one that carries nothing any more is closed: it was only
+// opened because the others were full.
+func (d *Dialer) release(s session) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s.release()
+	if s.inUse() != 0 || len(d.sessions) < 2 || d.sessions[0] == s {
+		return
+	}
+	for i, x := range d.sessions {
+		if x == s {
+			d.sessions = append(d.sessions[:i], d.sessions[i+1:]...)
+			d.wg.Add(1)
+			go func() { defer d.wg.Done(); s.close() }()
+			return
+		}
+	}
+}
+
 // connect tries the servers in order, skipping those in backoff (unless
 // all are), and installs the first session that works.
 func (d *Dialer) connect(done chan struct{}) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -54,8 +55,38 @@ func TestDialerFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if _, err := d.Dial("tcp", "example.com:80"); err == nil || !strings.Contains(err.Error(), "no server reachable") {
-		t.Fatalf("every server down: %v", err)
+	for range 2 { // twice: a failed connect must leave no half-made session behind
+		if _, err := d.Dial("tcp", "example.com:80"); err == nil || !strings.Contains(err.Error(), "no server reachable") {
+			t.Fatalf("every server down: %v", err)
+		}
+	}
+}
+
+// TestDialerRoundTrip: ordinary requests (DoH, for the client) ride the
+// tunnel's connection and reach the website; their slots come back.
+func TestDialerRoundTrip(t *testing.T) {
+	for _, mode := range []string{"h2", "h3"} {
+		t.Run(mode, func(t *testing.T) {
+			ts := newTunnelServer(t, HandlerConfig{})
+			d := newDialer(t, ts, mode, testUser, testToken)
+			for range 3 {
+				req, _ := http.NewRequestWithContext(context.Background(), "GET", "https://"+ts.addr+"/notes.txt", nil)
+				resp, err := d.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(body) != "Just a plain website.\n" {
+					t.Fatalf("%d %q", resp.StatusCode, body)
+				}
+			}
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if len(d.sessions) != 1 || d.sessions[0].inUse() != 0 {
+				t.Fatalf("after the requests: %d sessions, %d slots in use", len(d.sessions), d.sessions[0].inUse())
+			}
+		})
 	}
 }
 

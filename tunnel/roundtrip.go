@@ -21,10 +21,10 @@ func (d *Dialer) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := s.roundTrip(req)
 	if err != nil {
-		s.release()
+		d.release(s)
 		return nil, err
 	}
-	resp.Body = &releasingBody{ReadCloser: resp.Body, release: s.release}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: func() { d.release(s) }}
 	return resp, nil
 }
 

@@ -23,6 +23,7 @@ type session interface {
 	// made with it gives it back with release.
 	reserve(max int) bool
 	release()
+	inUse() int64
 	// roundTrip sends an ordinary request (DoH, say) on the connection.
 	roundTrip(req *http.Request) (*http.Response, error)
 }
@@ -39,6 +40,8 @@ func (s *slots) reserve(max int) bool {
 }
 
 func (s *slots) release() { s.n.Add(-1) }
+
+func (s *slots) inUse() int64 { return s.n.Load() }
 
 // clientStream is one CONNECT stream seen from the client.
 type clientStream interface {

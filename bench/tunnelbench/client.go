@@ -205,6 +205,7 @@ func cmdIdle(args []string) error {
 	n := fs.Int("n", 2000, "connections")
 	stats := fs.String("stats", "", "server stats address (tunnelbench server)")
 	pid := fs.Int("pid", 0, "else the server's process id: RSS from /proc only")
+	heapProfile := fs.String("heapprofile", "", "save the server's heap profile (from -stats) here while the tunnels are open")
 	fs.Parse(args)
 	if *stats == "" && *pid == 0 {
 		return errors.New("need -stats or -pid")
@@ -244,6 +245,11 @@ func cmdIdle(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *heapProfile != "" && *stats != "" {
+		if err := saveHeapProfile(*stats, *heapProfile); err != nil {
+			return err
+		}
+	}
 	for _, c := range conns {
 		c.Close()
 	}
@@ -280,4 +286,19 @@ func readStats(addr string, pid int) (Mem, error) {
 	defer resp.Body.Close()
 	err = json.NewDecoder(resp.Body).Decode(&m)
 	return m, err
+}
+
+func saveHeapProfile(stats, file string) error {
+	resp, err := http.Get("http://" + stats + "/heap")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }
