@@ -51,8 +51,15 @@ type forwardInfo struct {
 	local netip.Addr
 }
 
-// serveForward proxies an authenticated absolute-form HTTP/1 request.
+// serveForward proxies an authenticated plain-http request: absolute-form
+// on HTTP/1.1, or an origin's :authority on HTTP/2 and HTTP/3.
 func (h *Handler) serveForward(w http.ResponseWriter, r *http.Request, us *user) {
+	if r.ProtoMajor >= 2 {
+		// HTTP/2 and HTTP/3 carry the origin in :authority (see
+		// isProxyRequest); the request is for http://host/path.
+		r = r.Clone(r.Context())
+		r.URL.Scheme, r.URL.Host = "http", r.Host
+	}
 	if r.URL.Scheme != "http" || r.URL.Host == "" {
 		writeProxyError(w, r, h.cfg.ProxyName, fmt.Errorf("%w: absolute-form needs an http:// URL", ErrBadTarget))
 		return

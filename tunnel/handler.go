@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -145,11 +146,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // isProxyRequest reports whether r asks to be proxied: a CONNECT on any
 // version, or an HTTP/1 request in absolute form.
+//
+// On HTTP/2 and HTTP/3 a browser sends a plain-http request to its HTTPS
+// proxy as an ordinary request whose :authority is the origin, and neither
+// net/http nor quic-go shows the handler its :scheme. Such a request is
+// proxy-shaped when it names a host other than the one the client asked
+// for in TLS (SNI); it is tunneled only if its credentials are valid, so
+// everyone else still reaches the website with it.
 func isProxyRequest(r *http.Request) bool {
 	if r.Method == http.MethodConnect {
 		return true
 	}
-	return r.ProtoMajor == 1 && r.URL.IsAbs()
+	if r.ProtoMajor == 1 {
+		return r.URL.IsAbs()
+	}
+	return isForeignHost(r)
+}
+
+// isForeignHost reports whether r's host differs from its TLS server name.
+func isForeignHost(r *http.Request) bool {
+	if r.TLS == nil || r.TLS.ServerName == "" || r.Host == "" {
+		return false
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return !strings.EqualFold(strings.TrimSuffix(host, "."), strings.TrimSuffix(r.TLS.ServerName, "."))
 }
 
 var errClosed = errors.New("tunnel: handler is closed")

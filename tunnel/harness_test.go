@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -331,3 +332,5 @@ func pinOf(ts *testServer) string {
 	sum := sha256.Sum256(ts.cert.TLS.Leaf.RawSubjectPublicKeyInfo)
 	return "sha256//" + base64.StdEncoding.EncodeToString(sum[:])
 }
+
+func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }

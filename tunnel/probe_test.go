@@ -148,6 +148,8 @@ func probeRequestsH2H3(target string) map[string]probeReq {
 		reqs["CONNECT target with data, "+name] = probeReq{method: "CONNECT", host: target, auth: vals, body: "early data"}
 		reqs["CONNECT public, "+name] = probeReq{method: "CONNECT", host: "example.com:443", auth: vals}
 		reqs["GET / with proxy auth, "+name] = probeReq{method: "GET", host: "localhost", path: "/", auth: vals}
+		reqs["GET origin, "+name] = probeReq{method: "GET", host: target, path: "/", auth: vals}
+		reqs["GET other name, "+name] = probeReq{method: "GET", host: "example.com", path: "/notes.txt", auth: vals}
 	}
 	return reqs
 }
