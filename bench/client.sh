@@ -24,6 +24,7 @@
 #
 #   bench/client.sh
 #   SIZE=268435456 ROUNDS=1 bench/client.sh
+#   REV=HEAD bench/client.sh     # build porta from a commit, not the working tree
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,10 +53,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-go build -o "$work/porta" ./cmd/porta
-go build -o "$work/cb" ./bench/clientbench
-go build -o "$work/dnsup" ./bench/dnsupstream
-go build -o "$work/tb" ./bench/tunnelbench
+# REV=HEAD (or any commit) builds from that commit instead of the working
+# tree, which others may be editing.
+src=.
+if [ -n "${REV:-}" ]; then
+	src=$work/src
+	mkdir "$src"
+	git archive "$REV" | tar -x -C "$src"
+fi
+(
+	cd "$src"
+	go build -o "$work/porta" ./cmd/porta
+	go build -o "$work/cb" ./bench/clientbench
+	go build -o "$work/dnsup" ./bench/dnsupstream
+	go build -o "$work/tb" ./bench/tunnelbench
+)
 porta=$work/porta cb=$work/cb tb=$work/tb
 
 die() { echo "bench/client.sh: $*" >&2; exit 1; }
