@@ -18,6 +18,7 @@ import (
 	"github.com/porta443/porta/client/httpproxy"
 	"github.com/porta443/porta/client/socks5"
 	"github.com/porta443/porta/doh"
+	"github.com/porta443/porta/internal/sameport"
 	"github.com/porta443/porta/tunnel"
 )
 
@@ -129,25 +130,8 @@ func Listen(dnsAddr, socksAddr, httpAddr string) (Listeners, error) {
 }
 
 func listenDNS(addr string) (net.PacketConn, net.Listener, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	for tries := 0; ; tries++ {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return nil, nil, err
-		}
-		_, udpPort, _ := net.SplitHostPort(pc.LocalAddr().String())
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, udpPort))
-		if err == nil {
-			return pc, ln, nil
-		}
-		pc.Close()
-		if port != "0" || tries == 20 {
-			return nil, nil, fmt.Errorf("TCP: %w", err)
-		}
-	}
+	tcp, udp, err := sameport.Listen(addr)
+	return udp, tcp, err
 }
 
 // Close closes every listener that is set.

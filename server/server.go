@@ -15,10 +15,10 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/porta443/porta/doh"
+	"github.com/porta443/porta/internal/sameport"
 	"github.com/porta443/porta/internal/selfsigned"
 	"github.com/porta443/porta/tunnel"
 	"github.com/quic-go/quic-go"
@@ -135,7 +135,7 @@ type Listeners struct {
 // with another port if that one is taken on UDP).
 func Listen(addr, httpAddr string) (Listeners, error) {
 	var l Listeners
-	tcp, udp, err := listenPair(addr)
+	tcp, udp, err := sameport.Listen(addr)
 	if err != nil {
 		return l, fmt.Errorf("--listen: %w", err)
 	}
@@ -147,29 +147,6 @@ func Listen(addr, httpAddr string) (Listeners, error) {
 		}
 	}
 	return l, nil
-}
-
-// listenPair opens TCP and UDP on the same address and port.
-func listenPair(addr string) (net.Listener, net.PacketConn, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	for tries := 0; ; tries++ {
-		tcp, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, nil, err
-		}
-		_, tcpPort, _ := net.SplitHostPort(tcp.Addr().String())
-		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, tcpPort))
-		if err == nil {
-			return tcp, udp, nil
-		}
-		tcp.Close()
-		if port != "0" || tries == 20 || !errors.Is(err, syscall.EADDRINUSE) {
-			return nil, nil, fmt.Errorf("UDP: %w", err)
-		}
-	}
 }
 
 // Close closes every listener that is set.

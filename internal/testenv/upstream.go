@@ -1,13 +1,13 @@
 package testenv
 
 import (
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/porta443/porta/internal/sameport"
 )
 
 // Upstream is an authoritative DNS server on 127.0.0.1 (UDP and TCP, one
@@ -30,7 +30,10 @@ func NewUpstream(t testing.TB, names map[string][]string) *Upstream {
 			u.names[dns.CanonicalName(name)] = append(u.names[dns.CanonicalName(name)], netip.MustParseAddr(a))
 		}
 	}
-	pc, ln := listenPair(t)
+	ln, pc, err := sameport.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	u.Addr = pc.LocalAddr().String()
 	var started sync.WaitGroup
 	started.Add(2)
@@ -80,24 +83,4 @@ func (u *Upstream) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 		}
 	}
 	w.WriteMsg(m)
-}
-
-// listenPair opens UDP and TCP on one loopback port, trying other ports
-// while the one UDP got is taken on TCP.
-func listenPair(t testing.TB) (net.PacketConn, net.Listener) {
-	t.Helper()
-	for tries := 0; ; tries++ {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			return pc, ln
-		}
-		pc.Close()
-		if tries == 20 {
-			t.Fatal(err)
-		}
-	}
 }
