@@ -39,18 +39,34 @@ type relay struct {
 	lastActive atomic.Int64
 	timer      *time.Timer
 
-	stopping  atomic.Bool // the relay stopped reading the client on purpose
-	abortOnce sync.Once
+	stopping atomic.Bool // the relay stopped reading the client on purpose
+
+	mu       sync.Mutex // orders abort against the end of the relay
+	aborted  bool
+	finished bool // leg.Finish may have run: the leg must not be touched
 }
 
 func (rl *relay) touch() { rl.lastActive.Store(time.Now().UnixNano()) }
 
+// abort resets both sides, once, unless the relay is already over (a late
+// idle timer or Handler.Close must not touch a finished HTTP/2 response).
 func (rl *relay) abort() {
-	rl.abortOnce.Do(func() {
-		rl.target.SetLinger(0)
-		rl.target.Close()
-		rl.leg.Abort()
-	})
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if rl.aborted || rl.finished {
+		return
+	}
+	rl.aborted = true
+	rl.target.SetLinger(0)
+	rl.target.Close()
+	rl.leg.Abort()
+}
+
+// finish marks the relay over; after it, abort does nothing.
+func (rl *relay) finish() {
+	rl.mu.Lock()
+	rl.finished = true
+	rl.mu.Unlock()
 }
 
 func (rl *relay) checkIdle() {
@@ -69,6 +85,7 @@ func (h *Handler) runRelay(leg clientLeg, target *net.TCPConn, us *user) error {
 	rl.touch()
 	if !h.track(rl) {
 		rl.abort()
+		rl.finish()
 		leg.Finish()
 		return errClosed
 	}
@@ -109,6 +126,7 @@ func (h *Handler) runRelay(leg clientLeg, target *net.TCPConn, us *user) error {
 	upErr := <-upDone
 	rl.timer.Stop()
 	target.Close()
+	rl.finish()
 	leg.Finish()
 	if downErr != nil {
 		return downErr
