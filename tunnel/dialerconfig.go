@@ -47,6 +47,10 @@ type DialerConfig struct {
 	// not exceed the server's stream limit (1024 with ServerHTTP2Config
 	// and ServerQUICConfig). Zero: 1000.
 	MaxStreamsPerConn int
+	// Resolver resolves the servers' host names. Nil: net.DefaultResolver.
+	// porta's client passes one that never asks the client's own DNS
+	// resolver, which would need the tunnel to answer (a bootstrap loop).
+	Resolver Resolver
 	// Logger receives connection events. Nil: discard.
 	Logger *slog.Logger
 }

@@ -30,7 +30,13 @@ func (d *Dialer) connectH2(ctx context.Context, si *serverInfo) (*h2Session, err
 		Protocols:           &protos,
 		HTTP2:               d.cfg.HTTP2,
 		TLSHandshakeTimeout: d.cfg.ConnectTimeout,
-		DialContext:         (&net.Dialer{Timeout: d.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			addr, err := d.serverAddr(ctx, si)
+			if err != nil {
+				return nil, err
+			}
+			return (&net.Dialer{Timeout: d.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext(ctx, network, addr)
+		},
 	}
 	cc, err := tr.NewClientConn(ctx, "https", si.addr)
 	if err != nil {

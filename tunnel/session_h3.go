@@ -25,7 +25,11 @@ type h3Session struct {
 func (d *Dialer) connectH3(ctx context.Context, si *serverInfo) (*h3Session, error) {
 	tlsConf := si.tls.Clone()
 	tlsConf.NextProtos = []string{http3.NextProtoH3}
-	conn, err := quic.DialAddr(ctx, si.addr, tlsConf, d.cfg.QUIC.Clone())
+	addr, err := d.serverAddr(ctx, si)
+	if err != nil {
+		return nil, fmt.Errorf("h3: %w", err)
+	}
+	conn, err := quic.DialAddr(ctx, addr, tlsConf, d.cfg.QUIC.Clone())
 	if err != nil {
 		return nil, fmt.Errorf("h3: %w", err)
 	}
