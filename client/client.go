@@ -49,7 +49,12 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.Servers) == 0 {
 		return nil, errors.New("--server: give at least one https://NAME:TOKEN@host[:port]")
 	}
+	boot, err := newBootstrap(cfg.Servers, cfg.Bootstrap)
+	if err != nil {
+		return nil, err
+	}
 	dialer, err := tunnel.NewDialer(tunnel.DialerConfig{
+		Resolver:  boot,
 		Servers:   cfg.Servers,
 		RootCAs:   cfg.RootCAs,
 		Pin:       cfg.Pin,
@@ -73,7 +78,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("DoH through the server: %w", err)
 	}
 	c := &Client{cfg: cfg, log: log, dialer: dialer, resolver: resolver}
-	c.dns = &dnsHandler{records: cfg.Records, upstream: resolver, log: log}
+	c.dns = &dnsHandler{records: cfg.Records, bootstrap: boot, upstream: resolver, log: log}
 	if c.socks, err = socks5.New(socks5.Config{
 		Dial:       dialer.DialContext,
 		NoFastOpen: cfg.NoFastOpen,

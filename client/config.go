@@ -21,6 +21,9 @@ type Config struct {
 	Transport string
 	// DoHPath is the server's DoH path. "": "/dns-query".
 	DoHPath string
+	// Bootstrap are the resolvers (IP or IP:port) that resolve the
+	// servers' own names, which the tunnel cannot. None: the system's.
+	Bootstrap []string
 
 	// Records answer locally, without going out.
 	Records Records

@@ -17,9 +17,10 @@ const dnsTimeout = 2500 * time.Millisecond
 // exchanger (the DoH resolver with its cache, over the tunnel). UDP answers
 // are truncated to what the asker can take, so that it retries over TCP.
 type dnsHandler struct {
-	records  Records
-	upstream doh.Exchanger
-	log      *slog.Logger
+	records   Records
+	bootstrap *bootstrap
+	upstream  doh.Exchanger
+	log       *slog.Logger
 }
 
 func (h *dnsHandler) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
@@ -50,6 +51,9 @@ func (h *dnsHandler) resolve(q *dns.Msg) *dns.Msg {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dnsTimeout)
 	defer cancel()
+	if m := h.bootstrap.answer(ctx, q); m != nil {
+		return m
+	}
 	resp, err := h.upstream.Exchange(ctx, q)
 	if err != nil || resp == nil {
 		h.log.Debug("dns: upstream", "err", err)

@@ -14,12 +14,16 @@ import (
 	"github.com/miekg/dns"
 	"github.com/porta443/porta/client"
 	"github.com/porta443/porta/internal/relay/relaytest"
+	"github.com/porta443/porta/internal/selfsigned"
 	"github.com/porta443/porta/internal/testenv"
 	"github.com/porta443/porta/server"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// serverName is the server's host name in the bootstrap tests.
+const serverName = "porta-server.test"
 
 // bigName has more addresses than fit in a 512-byte UDP answer.
 const bigName = "big.example.test"
@@ -33,6 +37,7 @@ func upstreamNames() map[string][]string {
 	return map[string][]string{
 		"www.example.test":   {"192.0.2.80", "2001:db8::80"},
 		"files.example.test": {"127.0.0.1"},
+		serverName:           {"127.0.0.1"},
 		bigName:              big,
 	}
 }
@@ -88,30 +93,39 @@ func (s *stack) stopServer() {
 
 func newStack(t *testing.T, transport string, records ...string) *stack {
 	t.Helper()
-	s := &stack{t: t, cert: testenv.NewCert(t), upstream: testenv.NewUpstream(t, upstreamNames())}
-	s.startServer("127.0.0.1:0")
-	t.Cleanup(s.stopServer)
-
 	recs, err := client.ParseRecords(records)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := client.New(client.Config{
-		Servers:   []string{"https://alice:alice-token@" + s.serverAddr},
-		RootCAs:   s.cert.Pool,
-		Transport: transport,
-		Records:   recs,
+	return newStackWith(t, func(s *stack, cfg *client.Config) {
+		cfg.Transport, cfg.Records = transport, recs
 	})
+}
+
+// newStackWith starts a server, and a client whose config configure may
+// change (its listeners are open by then).
+func newStackWith(t *testing.T, configure func(*stack, *client.Config)) *stack {
+	t.Helper()
+	s := &stack{t: t, cert: testenv.NewCert(t), upstream: testenv.NewUpstream(t, upstreamNames())}
+	s.startServer("127.0.0.1:0")
+	t.Cleanup(s.stopServer)
+
+	ls, err := client.Listen("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := client.Listen("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
+	s.dnsAddr, s.socksAddr, s.httpAddr = ls.DNSUDP.LocalAddr().String(), ls.SOCKS.Addr().String(), ls.HTTPProxy.Addr().String()
+	cfg := client.Config{
+		Servers: []string{"https://alice:alice-token@" + s.serverAddr},
+		RootCAs: s.cert.Pool,
+	}
+	configure(s, &cfg)
+	cl, err := client.New(cfg)
 	if err != nil {
-		cl.Close()
+		ls.Close()
 		t.Fatal(err)
 	}
 	s.client, s.clientDone = cl, make(chan error, 1)
-	s.dnsAddr, s.socksAddr, s.httpAddr = ls.DNSUDP.LocalAddr().String(), ls.SOCKS.Addr().String(), ls.HTTPProxy.Addr().String()
 	go func() { s.clientDone <- cl.Serve(context.Background(), ls) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -267,5 +281,47 @@ func TestServerRestart(t *testing.T) {
 			t.Fatalf("tunnel still broken 15s after the server came back: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// byName points the client at the server by a host name, trusted by its
+// key's pin, with bootstrap resolvers at addrs.
+func byName(s *stack, cfg *client.Config, bootstrap ...string) {
+	_, port, _ := net.SplitHostPort(s.serverAddr)
+	cfg.Servers = []string{"https://alice:alice-token@" + serverName + ":" + port}
+	cfg.RootCAs, cfg.Pin, cfg.Bootstrap = nil, selfsigned.Pin(s.cert.TLS.Leaf), bootstrap
+}
+
+// TestServerNameIsBootstrapped: the server's own name is resolved through
+// the bootstrap resolvers, not the tunnel, and the local resolver answers
+// it even while the server is down.
+func TestServerNameIsBootstrapped(t *testing.T) {
+	s := newStackWith(t, func(s *stack, cfg *client.Config) { byName(s, cfg, s.upstream.Addr) })
+	if out, err := s.dig("+short", "www.example.test"); err != nil || strings.TrimSpace(out) != "192.0.2.80" {
+		t.Fatalf("through the tunnel: %q %v", out, err)
+	}
+	s.stopServer()
+	if out, err := s.dig("+short", serverName); err != nil || strings.TrimSpace(out) != "127.0.0.1" {
+		t.Fatalf("the server's name while it is down: %q %v", out, err)
+	}
+	s.startServer(s.serverAddr)
+}
+
+// TestBootstrapLoopIsBroken: when the resolver the client would ask for the
+// server's name is the client itself, queries still end quickly (SERVFAIL)
+// instead of chasing each other.
+func TestBootstrapLoopIsBroken(t *testing.T) {
+	s := newStackWith(t, func(s *stack, cfg *client.Config) { byName(s, cfg, s.dnsAddr) })
+	for _, name := range []string{"www.example.test", serverName} {
+		begun := time.Now()
+		out, err := s.dig(name)
+		if err != nil || !strings.Contains(out, "SERVFAIL") {
+			t.Errorf("dig %s: want SERVFAIL, got %v\n%s", name, err, out)
+		}
+		// Chasing each other, the queries would end only when the 2.5 s
+		// DNS timeout or the 2 s bootstrap dial timeout cut them off.
+		if d := time.Since(begun); d > 1500*time.Millisecond {
+			t.Errorf("dig %s took %v: the loop was not broken", name, d)
+		}
 	}
 }
