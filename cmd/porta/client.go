@@ -30,6 +30,7 @@ func clientCommand() *cli.Command {
 			&cli.StringFlag{Name: "pin", Usage: "trust the server whose key has this `SHA256` pin (sha256//BASE64, as porta server prints it)"},
 			&cli.BoolFlag{Name: "insecure", Usage: "do not check the server's certificate at all (testing only)"},
 			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "`auto`, h3 or h2"},
+			&cli.StringSliceFlag{Name: "bootstrap", Usage: "resolver `IP[:PORT]` for the server's own name (repeatable; default: the system's)"},
 			&cli.StringSliceFlag{Name: "record", Usage: "a local DNS record `NAME=IP` (repeatable)"},
 			&cli.StringSliceFlag{Name: "socks-user", Usage: "require SOCKS5 username/password `NAME:PASSWORD` (repeatable)"},
 			&cli.BoolFlag{Name: "no-fast-open", Usage: "reply to SOCKS/CONNECT only after the server's answer, so replies carry the tunnel's errors"},
@@ -46,6 +47,7 @@ func clientConfig(c *cli.Context) (client.Config, error) {
 		Insecure:   c.Bool("insecure"),
 		Transport:  c.String("transport"),
 		NoFastOpen: c.Bool("no-fast-open"),
+		Bootstrap:  c.StringSlice("bootstrap"),
 	}
 	trust := 0
 	for _, set := range []bool{c.String("ca") != "", cfg.Pin != "", cfg.Insecure} {
