@@ -80,7 +80,7 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, log: log, dialer: dialer, resolver: resolver}
 	c.dns = &dnsHandler{records: cfg.Records, bootstrap: boot, upstream: resolver, log: log}
 	if c.socks, err = socks5.New(socks5.Config{
-		Dial:       dialer.DialContext,
+		Dial:       c.dial,
 		NoFastOpen: cfg.NoFastOpen,
 		Users:      cfg.SOCKSUsers,
 		Logger:     log,
@@ -89,7 +89,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	if c.http, err = httpproxy.New(httpproxy.Config{
-		Dial:       dialer.DialContext,
+		Dial:       c.dial,
 		NoFastOpen: cfg.NoFastOpen,
 		PACProxies: cfg.PACProxies,
 		Logger:     log,

@@ -148,3 +148,25 @@ func (c *tunnelConn) SetWriteDeadline(t time.Time) error {
 	}
 	return nil
 }
+
+// Established sends the CONNECT if it has not gone yet and waits for the
+// server's answer: nil once the target is connected, or why not (a
+// *RefusedError when the server refused). Callers that must answer their
+// own client with the tunnel's outcome (SOCKS without fast open) use it.
+func (c *tunnelConn) Established(ctx context.Context) error {
+	st, err := c.stream()
+	if err != nil {
+		return c.opErr("dial", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- st.response() }() // returns with the answer, or when the conn is closed
+	select {
+	case err := <-done:
+		if err != nil {
+			return c.opErr("dial", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -71,6 +71,10 @@ func (e *RefusedError) Error() string {
 	return s
 }
 
+// HTTPStatus is the status the server answered, for an HTTP proxy that
+// passes the refusal on.
+func (e *RefusedError) HTTPStatus() int { return e.Status }
+
 func checkResponse(resp *http.Response) error {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
