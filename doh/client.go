@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -93,5 +94,61 @@ func (c *Client) exchangeWire(ctx context.Context, wire []byte) ([]byte, error) 
 	if len(body) > MaxMessageSize {
 		return nil, fmt.Errorf("doh: %s: answer longer than %d bytes", c.URL, MaxMessageSize)
 	}
-	return body, nil
+	return capTTLs(body, resp.Header), nil
+}
+
+// capTTLs lowers the answer's TTLs to the freshness HTTP gives it (RFC 8484
+// §5.1): max-age less Age, or the TTLs less Age when there is no max-age,
+// since an HTTP cache on the way may have held the answer that long. The
+// answer is returned as it is when no TTL needs lowering.
+func capTTLs(wire []byte, h http.Header) []byte {
+	age, _ := strconv.ParseUint(strings.TrimSpace(h.Get("Age")), 10, 32)
+	maxAge, hasMaxAge := cacheControlMaxAge(h.Get("Cache-Control"))
+	if age == 0 && !hasMaxAge {
+		return wire
+	}
+	m := new(dns.Msg)
+	if m.Unpack(wire) != nil {
+		return wire // the resolver reports the malformed answer
+	}
+	changed := false
+	capRR := func(rr dns.RR) {
+		hdr := rr.Header()
+		if hdr.Rrtype == dns.TypeOPT {
+			return
+		}
+		ttl := uint64(hdr.Ttl)
+		if hasMaxAge && ttl > maxAge {
+			ttl = maxAge
+		}
+		ttl -= min(ttl, age)
+		if uint32(ttl) != hdr.Ttl {
+			hdr.Ttl, changed = uint32(ttl), true
+		}
+	}
+	for _, section := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range section {
+			capRR(rr)
+		}
+	}
+	if !changed {
+		return wire
+	}
+	out, err := m.Pack()
+	if err != nil {
+		return wire
+	}
+	return out
+}
+
+// cacheControlMaxAge finds max-age in a Cache-Control header.
+func cacheControlMaxAge(cc string) (uint64, bool) {
+	for part := range strings.SplitSeq(cc, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && strings.EqualFold(k, "max-age") {
+			n, err := strconv.ParseUint(strings.Trim(v, `"`), 10, 32)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
