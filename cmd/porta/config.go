@@ -26,16 +26,7 @@ func applyConfigFile(c *cli.Context) error {
 	if err != nil {
 		return usagef("--config: %w", err)
 	}
-	flags := map[string]bool{} // name → repeatable
-	for _, f := range c.Command.Flags {
-		_, repeatable := f.(*cli.StringSliceFlag)
-		for _, name := range f.Names() {
-			if name != "config" && name != "help" {
-				flags[name] = repeatable
-			}
-		}
-	}
-	entries, err := parseConfig(path, data, flags)
+	entries, err := parseConfig(path, data, configKeys(c.Command))
 	if err != nil {
 		return usageError{err}
 	}
@@ -50,6 +41,21 @@ func applyConfigFile(c *cli.Context) error {
 		}
 	}
 	return nil
+}
+
+// configKeys are the keys a config file for cmd may have: its flags'
+// names, each with whether it is repeatable.
+func configKeys(cmd *cli.Command) map[string]bool {
+	keys := map[string]bool{}
+	for _, f := range cmd.Flags {
+		_, repeatable := f.(*cli.StringSliceFlag)
+		for _, name := range f.Names() {
+			if name != "config" && name != "help" {
+				keys[name] = repeatable
+			}
+		}
+	}
+	return keys
 }
 
 // configEntry is one key of a config file with its values as a flag

@@ -18,14 +18,7 @@ func TestExampleConfigsParse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		flags := map[string]bool{}
-		for _, f := range cmd.Flags {
-			_, repeatable := f.(*cli.StringSliceFlag)
-			for _, name := range f.Names() {
-				flags[name] = repeatable
-			}
-		}
-		entries, err := parseConfig(file, data, flags)
+		entries, err := parseConfig(file, data, configKeys(cmd))
 		if err != nil || len(entries) == 0 {
 			t.Errorf("%s: %d entries, %v", file, len(entries), err)
 		}
