@@ -2,7 +2,6 @@ package sameport
 
 import (
 	"net"
-	"strings"
 	"testing"
 )
 
@@ -33,7 +32,5 @@ func TestListenTakenPortIsAnError(t *testing.T) {
 		tcp.Close()
 		udp.Close()
 		t.Fatal("Listen took a port already in use on UDP")
-	} else if !strings.HasPrefix(err.Error(), "UDP: ") {
-		t.Fatalf("error %q does not say UDP", err)
 	}
 }
