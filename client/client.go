@@ -35,6 +35,7 @@ type Client struct {
 
 	mu         sync.Mutex
 	dnsServers []*dns.Server
+	dnsUDP     *dnsUDP // serves l.DNSUDP when it is a *net.UDPConn
 	serving    bool
 	shutdown   bool
 }
@@ -159,13 +160,15 @@ func (c *Client) Serve(ctx context.Context, l Listeners) error {
 		return errors.New("client: Serve called twice")
 	}
 	c.serving = true
-	if l.DNSUDP != nil {
+	if udp, ok := l.DNSUDP.(*net.UDPConn); ok {
+		c.dnsUDP = newDNSUDP(udp, c.resolver, c.dns, c.log)
+	} else if l.DNSUDP != nil {
 		c.dnsServers = append(c.dnsServers, &dns.Server{PacketConn: l.DNSUDP, Handler: c.dns})
 	}
 	if l.DNSTCP != nil {
 		c.dnsServers = append(c.dnsServers, &dns.Server{Listener: l.DNSTCP, Handler: c.dns, MaxTCPQueries: -1})
 	}
-	dnsServers := c.dnsServers
+	dnsServers, dnsUDP := c.dnsServers, c.dnsUDP
 	c.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -187,6 +190,9 @@ func (c *Client) Serve(ctx context.Context, l Listeners) error {
 			}
 			return err
 		})
+	}
+	if dnsUDP != nil {
+		run(dnsUDP.serve)
 	}
 	if l.SOCKS != nil {
 		run(func() error { return c.socks.Serve(ctx, l.SOCKS) })
@@ -226,9 +232,12 @@ func listenerAttrs(l Listeners) []any {
 func (c *Client) Shutdown(ctx context.Context) error {
 	c.mu.Lock()
 	c.shutdown = true
-	dnsServers := c.dnsServers
+	dnsServers, dnsUDP := c.dnsServers, c.dnsUDP
 	c.mu.Unlock()
 	var wg sync.WaitGroup
+	if dnsUDP != nil {
+		wg.Go(func() { dnsUDP.shutdown(ctx) })
+	}
 	for _, s := range dnsServers {
 		wg.Go(func() {
 			if err := s.ShutdownContext(ctx); err != nil {
