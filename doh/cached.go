@@ -2,7 +2,6 @@ package doh
 
 import (
 	"encoding/binary"
-	"sync"
 
 	"github.com/miekg/dns"
 )
@@ -10,12 +9,10 @@ import (
 // maxKeyLen is the longest cache key: a 255-byte name, type, class, flags.
 const maxKeyLen = 255 + 5
 
-// keyBuffers hold the cache keys of AppendCached's queries. It is the one
-// package-level variable in doh, against the style, because it is scratch
-// space and nothing else: no state, no behaviour. It makes a hit allocate
-// nothing (parseQuery's keys escape, so a buffer on the stack cannot do),
-// which saves 40% of a hit's time; a field of Resolver would do as well.
-var keyBuffers = sync.Pool{New: func() any { return new([maxKeyLen]byte) }}
+// keyBuffer is scratch space for one AppendCached query's cache key, kept
+// in Resolver.keyBuffers: with it a hit allocates nothing (parseQuery's keys
+// escape, so a buffer on the stack cannot do), which saves 40% of its time.
+type keyBuffer = [maxKeyLen]byte
 
 // AppendCached appends to dst the answer to the query msg (in wire form)
 // when, and only when, it is a fresh hit in the cache whose answer takes at
@@ -29,8 +26,11 @@ func (r *Resolver) AppendCached(dst, msg []byte, maxLen int) ([]byte, bool) {
 	if r.cache == nil {
 		return dst, false
 	}
-	key := keyBuffers.Get().(*[maxKeyLen]byte)
-	defer keyBuffers.Put(key)
+	key, _ := r.keyBuffers.Get().(*keyBuffer)
+	if key == nil {
+		key = new(keyBuffer)
+	}
+	defer r.keyBuffers.Put(key)
 	q := query{keyBytes: key[:0]} // never grows: questionName caps names at 255 bytes
 	if parseQuery(msg, &q) != nil || q.qdcount != 1 || q.opcode != dns.OpcodeQuery ||
 		(q.edns && q.version != 0) || q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR {

@@ -84,6 +84,8 @@ type Resolver struct {
 	mu      sync.Mutex
 	flights map[string]*flight
 	closed  bool
+
+	keyBuffers sync.Pool // of *keyBuffer, for AppendCached
 }
 
 // NewResolver checks cfg and makes a Resolver. A bad upstream URL is an
