@@ -135,8 +135,16 @@ func Listen(dnsAddr, socksAddr, httpAddr string) (Listeners, error) {
 	return l, nil
 }
 
+// dnsReadBuffer is the DNS socket's receive buffer: bursts of queries
+// wait there while the read loop catches up, instead of being dropped by
+// the kernel (the system's cap, net.core.rmem_max, may lower it).
+const dnsReadBuffer = 4 << 20
+
 func listenDNS(addr string) (net.PacketConn, net.Listener, error) {
 	tcp, udp, err := sameport.Listen(addr)
+	if uc, ok := udp.(*net.UDPConn); ok {
+		uc.SetReadBuffer(dnsReadBuffer) // best effort: a smaller buffer still works
+	}
 	return udp, tcp, err
 }
 
