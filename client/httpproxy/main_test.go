@@ -3,13 +3,11 @@ package httpproxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/porta443/porta/internal/relay/relaytest"
 	"go.uber.org/goleak"
@@ -21,37 +19,17 @@ func TestMain(m *testing.M) {
 
 type recordingDial = relaytest.RecordingDial
 
-// startServer serves cfg on 127.0.0.1 and returns its address. Cleanup
-// closes the server and checks that Serve returned ErrServerClosed.
+// startServer serves cfg on 127.0.0.1 and returns its address.
 func startServer(t *testing.T, cfg Config) string {
 	t.Helper()
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := relaytest.Listen(t)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(context.Background(), ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	return relaytest.Serve(t, s)
 }
 
-// dialProxy connects to the proxy with a deadline for the whole test.
-func dialProxy(t *testing.T, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	return c.(*net.TCPConn)
-}
+var dialProxy = relaytest.Dial
 
 // connect sends a CONNECT (and extra bytes with it) and returns the
 // response and a reader positioned after its header.

@@ -2,12 +2,7 @@ package socks5
 
 import (
 	"bytes"
-	"context"
-	"errors"
-	"net"
-	"net/http"
 	"testing"
-	"time"
 
 	"github.com/porta443/porta/internal/relay/relaytest"
 	"go.uber.org/goleak"
@@ -29,37 +24,17 @@ var (
 
 type recordingDial = relaytest.RecordingDial
 
-// startServer serves cfg on 127.0.0.1 and returns its address. Cleanup
-// closes the server and checks that Serve returned ErrServerClosed.
+// startServer serves cfg on 127.0.0.1 and returns its address.
 func startServer(t *testing.T, cfg Config) string {
 	t.Helper()
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listen(t)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(context.Background(), ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	return relaytest.Serve(t, s)
 }
 
-// dialSOCKS connects to the server with a deadline for the whole test.
-func dialSOCKS(t *testing.T, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	return c.(*net.TCPConn)
-}
+var dialSOCKS = relaytest.Dial
 
 // connectMsg builds greeting (no auth) and CONNECT request bytes.
 func connectMsg(atyp byte, addr []byte, port uint16) []byte {

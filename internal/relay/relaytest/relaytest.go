@@ -194,3 +194,37 @@ func ReadAll(t testing.TB, c net.Conn) []byte {
 	}
 	return b
 }
+
+// Server is a proxy server with the lifecycle both local proxies have.
+type Server interface {
+	Serve(ctx context.Context, ln net.Listener) error
+	Close() error
+}
+
+// Serve serves s on 127.0.0.1 and returns its address. Cleanup closes s
+// and checks that Serve returned http.ErrServerClosed.
+func Serve(t testing.TB, s Server) string {
+	t.Helper()
+	ln := Listen(t)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// Dial connects to addr with a deadline for the whole test.
+func Dial(t testing.TB, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c.(*net.TCPConn)
+}
