@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
@@ -14,10 +13,8 @@ import (
 	"github.com/porta443/porta/internal/relay"
 )
 
-// DialFunc opens a connection to a target named by host:port. The host may
-// be a domain name, which is passed through unresolved: names are resolved
-// on the far side of the tunnel, never locally.
-type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+// DialFunc opens a connection to a target; see relay.DialFunc.
+type DialFunc = relay.DialFunc
 
 // Establisher is implemented by a connection that Dial returns before the
 // target answered; see Config.NoFastOpen.

@@ -5,6 +5,12 @@ import (
 	"net"
 )
 
+// DialFunc opens a connection to a target named by host:port, for the local
+// proxies. The host may be a domain name, which is passed through
+// unresolved: names are resolved on the far side of the tunnel, never
+// locally.
+type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
 // Establisher is implemented by a connection that its dialer returned
 // before the target answered (a fast-open tunnel, which sends its CONNECT
 // with the first bytes). Established waits for the target's answer and
