@@ -144,4 +144,3 @@ func TestDialerReplacesADeadConnection(t *testing.T) {
 		}
 	}
 }
-
