@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porta443/porta/internal/sameport"
 	"github.com/porta443/porta/internal/testenv"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -87,22 +88,9 @@ func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testSe
 	t.Helper()
 	wrapTCP, wrapUDP := o.wrapTCP, o.wrapUDP
 	cert := testenv.NewCert(t)
-	var tcp net.Listener
-	var udp net.PacketConn
-	for i := 0; ; i++ {
-		var err error
-		tcp, err = net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		udp, err = net.ListenPacket("udp", tcp.Addr().String())
-		if err == nil {
-			break
-		}
-		tcp.Close()
-		if i == 20 {
-			t.Fatal(err)
-		}
+	tcp, udp, err := sameport.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
 	if wrapTCP != nil {
 		tcp = wrapTCP(tcp)
