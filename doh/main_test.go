@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/porta443/porta/internal/sameport"
 	"go.uber.org/goleak"
 )
 
@@ -48,20 +49,9 @@ type testUpstream struct {
 func newTestUpstream(t testing.TB) *testUpstream {
 	t.Helper()
 	u := &testUpstream{ttl: 300, gate: make(chan struct{})}
-	var ln net.Listener
-	var pc net.PacketConn
-	for i := 0; ; i++ {
-		var err error
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if pc, err = net.ListenPacket("udp", ln.Addr().String()); err == nil {
-			break
-		}
-		ln.Close()
-		if i == 20 {
-			t.Fatalf("no UDP port to match TCP: %v", err)
-		}
+	ln, pc, err := sameport.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
 	u.Addr = ln.Addr().String()
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: u}, {Listener: ln, Handler: u}} {
