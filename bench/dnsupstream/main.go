@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/porta443/porta/internal/sameport"
 	"log"
 	"net"
 	"net/http"
@@ -114,11 +115,7 @@ func answerAny(w dns.ResponseWriter, r *dns.Msg) {
 }
 
 func serveUpstream(ctx context.Context, addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	pc, err := net.ListenPacket("udp", ln.Addr().String())
+	ln, pc, err := sameport.Listen(addr)
 	if err != nil {
 		return err
 	}

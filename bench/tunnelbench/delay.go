@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/porta443/porta/internal/sameport"
 	"net"
 	"sync"
 	"time"
@@ -17,11 +18,7 @@ func cmdDelay(args []string) error {
 	to := fs.String("to", "", "upstream address")
 	delay := fs.Duration("delay", 25*time.Millisecond, "one-way delay")
 	fs.Parse(args)
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	pc, err := net.ListenPacket("udp", ln.Addr().String())
+	ln, pc, err := sameport.Listen(*addr)
 	if err != nil {
 		return err
 	}

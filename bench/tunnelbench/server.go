@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/porta443/porta/internal/sameport"
 	"io"
 	"log"
 	"net"
@@ -75,11 +76,7 @@ func cmdServer(args []string) error {
 	if err != nil {
 		return err
 	}
-	tcp, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	udp, err := net.ListenPacket("udp", tcp.Addr().String())
+	tcp, udp, err := sameport.Listen(*addr)
 	if err != nil {
 		return err
 	}
