@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porta443/porta/internal/relay/relaytest"
 	"github.com/porta443/porta/internal/sameport"
 	"github.com/porta443/porta/internal/testenv"
 	"github.com/quic-go/quic-go"
@@ -236,49 +237,11 @@ func connectH1(ts *testServer, target, auth string) (*h1Conn, error) {
 // serveTarget runs a TCP server on 127.0.0.1 calling handle for each
 // connection; it waits for the handlers at cleanup.
 func serveTarget(t testing.TB, handle func(c *net.TCPConn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				handle(c.(*net.TCPConn))
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	return relaytest.ServeTCP(t, func(c net.Conn) { handle(c.(*net.TCPConn)) })
 }
 
 // echoTarget echoes until EOF, then closes.
-func echoTarget(t testing.TB) string {
-	return serveTarget(t, func(c *net.TCPConn) { io.Copy(c, c) })
-}
+var echoTarget = relaytest.EchoTarget
 
 // mapResolver resolves names from a map and fails for the rest; it never
 // touches the network.

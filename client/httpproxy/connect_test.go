@@ -15,36 +15,9 @@ import (
 	"github.com/porta443/porta/internal/relay/relaytest"
 )
 
-// pendingConn is a fast-open connection: Dial returned it at once, and the
-// target's answer comes later, from Established or from the first Read.
-type pendingConn struct {
-	net.Conn
-	answer chan error
-}
+type pendingConn = relaytest.PendingConn
 
-func newPendingConn(t *testing.T) *pendingConn {
-	a, b := net.Pipe()
-	t.Cleanup(func() { a.Close(); b.Close() })
-	go io.Copy(io.Discard, b)
-	return &pendingConn{Conn: a, answer: make(chan error, 1)}
-}
-
-func (p *pendingConn) Established(ctx context.Context) error {
-	select {
-	case err := <-p.answer:
-		p.answer <- err
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (p *pendingConn) Read(b []byte) (int, error) {
-	if err := p.Established(context.Background()); err != nil {
-		return 0, &net.OpError{Op: "read", Net: "tcp", Err: err}
-	}
-	return p.Conn.Read(b)
-}
+var newPendingConn = relaytest.NewPendingConn
 
 type statusError int
 
@@ -127,7 +100,7 @@ func TestConnectErrors(t *testing.T) {
 						return nil, tc.err
 					}
 					p := newPendingConn(t)
-					p.answer <- tc.err
+					p.Answer(tc.err)
 					return p, nil
 				}})
 				c := dialProxy(t, proxy)
@@ -173,7 +146,7 @@ func TestConnectFastOpen(t *testing.T) {
 	}
 	c.Write([]byte("hello"))
 	p := <-pending
-	p.answer <- errors.New("tunnel: server refused: 502 Bad Gateway")
+	p.Answer(errors.New("tunnel: server refused: 502 Bad Gateway"))
 	if rest, err := io.ReadAll(br); len(rest) != 0 || !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after the refusal: %q, %v; want a reset", rest, err)
 	}

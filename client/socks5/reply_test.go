@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/porta443/porta/internal/relay/relaytest"
 	"io"
 	"net"
 	"net/netip"
@@ -29,36 +30,9 @@ func refusedAddr(t *testing.T) string {
 	return addr
 }
 
-// pendingConn is a fast-open connection: Dial returned it at once, and the
-// target's answer comes later, from Established or from the first Read.
-type pendingConn struct {
-	net.Conn // the client's end of a pipe, for Write and Close
-	answer   chan error
-}
+type pendingConn = relaytest.PendingConn
 
-func newPendingConn(t *testing.T) *pendingConn {
-	a, b := net.Pipe()
-	t.Cleanup(func() { a.Close(); b.Close() })
-	go io.Copy(io.Discard, b)
-	return &pendingConn{Conn: a, answer: make(chan error, 1)}
-}
-
-func (p *pendingConn) Established(ctx context.Context) error {
-	select {
-	case err := <-p.answer:
-		p.answer <- err
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (p *pendingConn) Read(b []byte) (int, error) {
-	if err := p.Established(context.Background()); err != nil {
-		return 0, &net.OpError{Op: "read", Net: "tcp", Err: err}
-	}
-	return p.Conn.Read(b)
-}
+var newPendingConn = relaytest.NewPendingConn
 
 // TestNoFastOpenReplyCodes: with fast open off, the reply code carries why
 // the target could not be reached, whether Dial or Established said so.
@@ -92,7 +66,7 @@ func TestNoFastOpenReplyCodes(t *testing.T) {
 		t.Run("established/"+tc.name, func(t *testing.T) {
 			addr := startServer(t, Config{NoFastOpen: true, Dial: func(context.Context, string, string) (net.Conn, error) {
 				p := newPendingConn(t)
-				p.answer <- tc.err
+				p.Answer(tc.err)
 				return p, nil
 			}})
 			c := dialSOCKS(t, addr)
@@ -159,7 +133,7 @@ func TestFastOpen(t *testing.T) {
 	mustEqual(t, "reply before the target answered", got, cat([]byte{5, 0}, success))
 	c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
 	p := <-pending
-	p.answer <- codedError(ReplyConnectionRefused)
+	p.Answer(codedError(ReplyConnectionRefused))
 	if rest, err := io.ReadAll(c); len(rest) != 0 || !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after the refusal: %q, %v; want a reset", rest, err)
 	}

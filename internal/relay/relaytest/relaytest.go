@@ -228,3 +228,52 @@ func Dial(t testing.TB, addr string) *net.TCPConn {
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	return c.(*net.TCPConn)
 }
+
+// PendingConn is a fast-open connection for the proxies' tests: Dial
+// returned it at once, and the target's answer, given with Answer, comes
+// later, from Established or from the first Read. Writes are discarded.
+type PendingConn struct {
+	net.Conn // the client's end of a pipe, for Write and Close
+	answer   chan error
+}
+
+// NewPendingConn makes a PendingConn, closed at cleanup.
+func NewPendingConn(t testing.TB) *PendingConn {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	go io.Copy(io.Discard, b)
+	return &PendingConn{Conn: a, answer: make(chan error, 1)}
+}
+
+// Answer gives the target's answer: nil for connected, or why not.
+func (p *PendingConn) Answer(err error) { p.answer <- err }
+
+func (p *PendingConn) Established(ctx context.Context) error {
+	select {
+	case err := <-p.answer:
+		p.answer <- err
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *PendingConn) Read(b []byte) (int, error) {
+	if err := p.Established(context.Background()); err != nil {
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: err}
+	}
+	return p.Conn.Read(b)
+}
+
+// ExpectSum reads r to its end and fails the test unless what it read has
+// the SHA-256 sum; what names the transfer in the failure.
+func ExpectSum(t testing.TB, r io.Reader, sum [32]byte, what string) {
+	t.Helper()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if [32]byte(h.Sum(nil)) != sum {
+		t.Fatalf("%s corrupted", what)
+	}
+}
