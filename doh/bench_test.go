@@ -25,11 +25,7 @@ func (w *discardWriter) Write(b []byte) (int, error) { w.n += len(b); return len
 // HTTP: the path that has to be cheap.
 func BenchmarkHandlerHit(b *testing.B) {
 	up := newTestUpstream(b)
-	r, err := NewResolver(ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { r.Close() })
+	r := newTestResolver(b, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
 	h := &Handler{Resolver: r}
 	m := newQuery("www.example", dns.TypeA)
 	m.Id = 0
@@ -55,11 +51,7 @@ func BenchmarkHandlerHit(b *testing.B) {
 // BenchmarkResolverHit is a cache hit through the Exchange API.
 func BenchmarkResolverHit(b *testing.B) {
 	up := newTestUpstream(b)
-	r, err := NewResolver(ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { r.Close() })
+	r := newTestResolver(b, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
 	m := newQuery("www.example", dns.TypeA)
 	if _, err := r.Exchange(b.Context(), m); err != nil {
 		b.Fatal(err)
@@ -76,11 +68,7 @@ func BenchmarkResolverHit(b *testing.B) {
 // name, answered by a UDP upstream on loopback.
 func BenchmarkHandlerMiss(b *testing.B) {
 	up := newTestUpstream(b)
-	r, err := NewResolver(ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { r.Close() })
+	r := newTestResolver(b, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
 	h := &Handler{Resolver: r}
 	var next atomic.Int64
 	b.ReportAllocs()

@@ -190,11 +190,7 @@ func TestUDPSize(t *testing.T) {
 
 func BenchmarkAppendCached(b *testing.B) {
 	up := newTestUpstream(b)
-	r, err := NewResolver(ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { r.Close() })
+	r := newTestResolver(b, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
 	m := newQuery("www.example", dns.TypeA)
 	m.SetEdns0(1232, false)
 	ctx := context.Background()
@@ -217,11 +213,7 @@ func FuzzAppendCached(f *testing.F) {
 		f.Add(q)
 	}
 	up := newTestUpstream(f)
-	r, err := NewResolver(ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { r.Close() })
+	r := newTestResolver(f, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
 	for _, q := range seedQueries(f) {
 		m := new(dns.Msg)
 		if m.Unpack(q) == nil && len(m.Question) == 1 {

@@ -179,7 +179,7 @@ func (u *testUpstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 }
 
 // newTestResolver makes a Resolver forwarding to urls, closed at cleanup.
-func newTestResolver(t *testing.T, cfg ResolverConfig) *Resolver {
+func newTestResolver(t testing.TB, cfg ResolverConfig) *Resolver {
 	t.Helper()
 	r, err := NewResolver(cfg)
 	if err != nil {
