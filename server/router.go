@@ -29,14 +29,16 @@ func (rt *Router) isDoHPath(p string) bool {
 }
 
 // altSvc advertises HTTP/3 on HTTP/1.1 and HTTP/2 responses.
+// Its one header value is shared by every response rather than made anew
+// for each: nothing writes into a header's value slice in place.
 type altSvc struct {
-	value string // e.g. `h3=":443"; ma=86400`
+	value []string // e.g. {`h3=":443"; ma=86400`}
 	next  http.Handler
 }
 
 func (a altSvc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor < 3 && a.value != "" {
-		w.Header()["Alt-Svc"] = []string{a.value}
+	if r.ProtoMajor < 3 {
+		w.Header()["Alt-Svc"] = a.value
 	}
 	a.next.ServeHTTP(w, r)
 }

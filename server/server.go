@@ -170,7 +170,7 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	handler := http.Handler(earlyDataGuard{s.handler})
 	if l.UDP != nil {
 		_, port, _ := net.SplitHostPort(l.UDP.LocalAddr().String())
-		handler = altSvc{value: `h3=":` + port + `"; ma=86400`, next: handler}
+		handler = altSvc{value: []string{`h3=":` + port + `"; ma=86400`}, next: handler}
 	}
 
 	var protocols http.Protocols
