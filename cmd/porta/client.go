@@ -123,14 +123,16 @@ func runClient(c *cli.Context) error {
 // then shuts down, giving requests in flight drainTimeout. reload, if set,
 // runs on SIGHUP.
 func serveUntilDone(ctx context.Context, log *slog.Logger, serve func() error, shutdown func(context.Context) error, reload func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- serve() }()
 	var hup chan os.Signal // nil: never ready
 	if reload != nil {
+		// Before serving, which logs that it is: a SIGHUP sent on that
+		// line must not meet the default action, which ends the process.
 		hup = make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 	}
+	done := make(chan error, 1)
+	go func() { done <- serve() }()
 	for {
 		select {
 		case err := <-done:
