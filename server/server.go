@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/porta443/porta/doh"
+	"github.com/porta443/porta/internal/coalesce"
 	"github.com/porta443/porta/internal/sameport"
 	"github.com/porta443/porta/internal/selfsigned"
 	"github.com/porta443/porta/tunnel"
@@ -242,7 +243,7 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		errs <- nil
 	}
 	n := 1
-	go run(func() error { return https.ServeTLS(l.TCP, "", "") })
+	go run(func() error { return https.ServeTLS(coalesce.NewListener(l.TCP), "", "") })
 	if h3 != nil {
 		n++
 		go run(func() error { return h3.Serve(l.UDP) })

@@ -50,7 +50,7 @@ func (l *h1Leg) Abort() {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
+	if tc, ok := nc.(interface{ SetLinger(int) error }); ok {
 		tc.SetLinger(0) // a reset, not a clean close
 	}
 	nc.Close()
