@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks porta's DNS over HTTPS against Debian's unbound as a DoH server
 # and against a bare net/http HTTP/2 handler returning a canned answer (the
-# ceiling of Go's HTTP/2 server here), all in one run, all on loopback,
+# ceiling of Go's HTTP/2 server here; and the same with porta's coalesced
+# writes, the ceiling of porta's server), all in one run, all on loopback,
 # forwarding to the same fast upstream. Prints a markdown table of h2load
 # req/s for cache hits (a fixed set of 100 names) and misses (unique names).
 #
@@ -78,6 +79,9 @@ fi
 start canned "$tmp/helper" -mode canned
 canned=$addr
 canned_pid=${pids[-1]}
+start cannedco "$tmp/helper" -mode canned -coalesce
+cannedco=$addr
+cannedco_pid=${pids[-1]}
 
 # unbound as a DoH server forwarding to the same upstream.
 "$tmp/helper" -mode cert -dir "$tmp"
@@ -187,7 +191,7 @@ measure() { # TARGET KIND: one run, rate kept by best, CPU added up
 	cpu[$1_$2]=$(( ${cpu[$1_$2]:-0} + after - before ))
 }
 for round in $(seq "$ROUNDS"); do
-	for target in canned porta unbound; do
+	for target in canned cannedco porta unbound; do
 		measure "$target" hits
 	done
 	for target in porta unbound; do
@@ -216,6 +220,7 @@ porta = $porta_what
 | server | hits req/s | misses req/s | server CPU µs/hit | server CPU µs/miss |
 |---|---:|---:|---:|---:|
 | canned answer (net/http HTTP/2 ceiling) | $canned_hits | – | $(us canned_hits) | – |
+| canned answer, coalesced writes (porta's server's ceiling) | $cannedco_hits | – | $(us cannedco_hits) | – |
 | porta | $porta_hits | $porta_misses | $(us porta_hits) | $(us porta_misses) |
 | unbound $(unbound -V | awk 'NR==1{print $2}') | $unbound_hits | $unbound_misses | $(us unbound_hits) | $(us unbound_misses) |
 
@@ -225,6 +230,6 @@ dnsperf -m doh, -c $CLIENTS, 5 s, the same 100 names (hits):
 |---|---:|---:|
 $dnsperf_table
 
-porta hits / ceiling: $(ratio "$porta_hits" "$canned_hits") (target ≥ 0.95)
+porta hits / ceiling: $(ratio "$porta_hits" "$canned_hits") (target ≥ 0.95); / coalesced ceiling: $(ratio "$porta_hits" "$cannedco_hits")
 porta misses / unbound misses: $(ratio "$porta_misses" "$unbound_misses") (target ≥ 1.00)
 TABLE

@@ -4,6 +4,7 @@
 //	upstream   a fast DNS server (UDP and TCP) answering A 192.0.2.1 for any name
 //	doh        porta's doh.Handler and doh.Resolver over TLS (HTTP/1.1, HTTP/2)
 //	canned     a bare net/http HTTP/2 handler returning one canned answer: the ceiling
+//	           (-coalesce: with porta's coalesced writes, internal/coalesce)
 //	queries    prints DoH GET URLs for N names to stdout
 //	cert       writes a self-signed cert.pem and key.pem for 127.0.0.1 into -dir
 //
@@ -29,6 +30,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/porta443/porta/doh"
+	"github.com/porta443/porta/internal/coalesce"
 	"github.com/porta443/porta/internal/selfsigned"
 )
 
@@ -41,6 +43,7 @@ func main() {
 	prefix := flag.String("prefix", "n", "name prefix for -mode queries")
 	dir := flag.String("dir", ".", "directory for -mode cert")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the server here")
+	coalesced := flag.Bool("coalesce", false, "-mode canned: coalesce small writes as porta's server does")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -62,7 +65,7 @@ func main() {
 	case "doh":
 		err = serveDoH(ctx, *listen, *upstream)
 	case "canned":
-		err = serveCanned(ctx, *listen)
+		err = serveCanned(ctx, *listen, *coalesced)
 	case "cert":
 		err = writeCert(*dir)
 	case "queries":
@@ -139,7 +142,9 @@ func serveUpstream(ctx context.Context, addr string) error {
 	return nil
 }
 
-func serveHTTP(ctx context.Context, addr string, h http.Handler) error {
+// serveHTTP serves h over TLS; coalesced wraps the listener as porta's
+// server does.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, coalesced bool) error {
 	certPEM, keyPEM, err := selfsigned.Generate("localhost", "127.0.0.1")
 	if err != nil {
 		return err
@@ -151,6 +156,9 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
+	}
+	if coalesced {
+		ln = coalesce.NewListener(ln)
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
@@ -184,10 +192,10 @@ func serveDoH(ctx context.Context, addr, upstream string) error {
 		return err
 	}
 	defer r.Close()
-	return serveHTTP(ctx, addr, &doh.Handler{Resolver: r})
+	return serveHTTP(ctx, addr, &doh.Handler{Resolver: r}, true)
 }
 
-func serveCanned(ctx context.Context, addr string) error {
+func serveCanned(ctx context.Context, addr string, coalesced bool) error {
 	m := new(dns.Msg)
 	if err := m.Unpack(query("canned.bench.example")); err != nil {
 		return err
@@ -203,7 +211,7 @@ func serveCanned(ctx context.Context, addr string) error {
 	return serveHTTP(ctx, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/dns-message")
 		w.Write(wire)
-	}))
+	}), coalesced)
 }
 
 func writeCert(dir string) error {
