@@ -25,6 +25,7 @@
 #   bench/client.sh
 #   SIZE=268435456 ROUNDS=1 bench/client.sh
 #   REV=HEAD bench/client.sh     # build porta from a commit, not the working tree
+#   ONLY=dns bench/client.sh     # only 1., the DNS cache hits (needs go, dnsperf, unbound, dig)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,9 +37,13 @@ DNS_SECONDS=${DNS_SECONDS:-10}
 CLIENTS=${CLIENTS:-20}
 OUTSTANDING=${OUTSTANDING:-200}
 IDLE_S=${IDLE_S:-5}
+ONLY=${ONLY:-}
+case $ONLY in "" | dns) ;; *) echo "bench/client.sh: ONLY=$ONLY: want dns or nothing" >&2; exit 2 ;; esac
 TOKEN=bench-client-token
 
-for tool in go curl dnsperf unbound stunnel4 dig sha256sum; do
+tools="go curl dnsperf unbound stunnel4 dig sha256sum"
+[ "$ONLY" = dns ] && tools="go dnsperf unbound dig"
+for tool in $tools; do
 	command -v "$tool" >/dev/null || { echo "bench/client.sh: $tool not found (apt-get install -y curl dnsperf unbound stunnel4 bind9-dnsutils)" >&2; exit 1; }
 done
 
@@ -96,8 +101,10 @@ port() { "$cb" port; }
 bg upstream "$work/dnsup" -mode upstream
 UPSTREAM=$(waitfor upstream '^listening [0-9.:]+' | cut -d' ' -f2)
 
-bg source "$cb" source
-SRC=$(waitfor source 'addr=[0-9.:]+' | cut -d= -f2)
+if [ -z "$ONLY" ]; then
+	bg source "$cb" source
+	SRC=$(waitfor source 'addr=[0-9.:]+' | cut -d= -f2)
+fi
 
 SRV=127.0.0.1:$(port)
 bg server "$porta" server --listen "$SRV" --self-signed --state-dir "$work/state" \
@@ -115,22 +122,24 @@ client() {
 	waitfor "$1" 'msg=serving' >/dev/null
 }
 
-# The delay proxy between client and server (TCP and UDP), and one in
-# front of the source for the direct exchange.
-ONEWAY="$((RTT_MS / 2))ms"
-bg delay_srv "$tb" delay -to "$SRV" -delay "$ONEWAY"
-DSRV=$(waitfor delay_srv 'addr=[0-9.:]+' | cut -d= -f2)
-bg delay_src "$tb" delay -to "$SRC" -delay "$ONEWAY"
-DSRC=$(waitfor delay_src 'addr=[0-9.:]+' | cut -d= -f2)
-
 client c_h2 "$SRV" h2 "127.0.0.1:$(port)"
 SOCKS_H2=$socks DNS=$dns PORTA_DNS_PID=$pid PID_H2=$pid
-client c_h3 "$SRV" h3
-SOCKS_H3=$socks PID_H3=$pid
-client c_dh2 "$DSRV" h2
-SOCKS_DH2=$socks
-client c_dh3 "$DSRV" h3
-SOCKS_DH3=$socks
+if [ -z "$ONLY" ]; then
+	# The delay proxy between client and server (TCP and UDP), and one in
+	# front of the source for the direct exchange.
+	ONEWAY="$((RTT_MS / 2))ms"
+	bg delay_srv "$tb" delay -to "$SRV" -delay "$ONEWAY"
+	DSRV=$(waitfor delay_srv 'addr=[0-9.:]+' | cut -d= -f2)
+	bg delay_src "$tb" delay -to "$SRC" -delay "$ONEWAY"
+	DSRC=$(waitfor delay_src 'addr=[0-9.:]+' | cut -d= -f2)
+
+	client c_h3 "$SRV" h3
+	SOCKS_H3=$socks PID_H3=$pid
+	client c_dh2 "$DSRV" h2
+	SOCKS_DH2=$socks
+	client c_dh3 "$DSRV" h3
+	SOCKS_DH3=$socks
+fi
 
 # unbound: a plain UDP forwarding resolver with a cache, forwarding to the
 # same upstream.
@@ -207,6 +216,21 @@ Q_PORTA=$(echo "${qps[porta]}" | best)
 Q_UNB=$(echo "${qps[unbound]}" | best)
 hz=$(getconf CLK_TCK)
 us() { awk -v t="${cpu[$1]}" -v hz="$hz" -v n="${queries[$1]}" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
+dns_row() {
+	echo "| DNS cache hits, dnsperf UDP -c $CLIENTS -q $OUTSTANDING -l $DNS_SECONDS, 100 names (queries/s, best of $ROUNDS: ${qps[porta]}/ ${qps[unbound]}; CPU µs/query) | $Q_PORTA; $(us porta) µs | unbound $Q_UNB; $(us unbound) µs | $(ratio "$Q_PORTA" "$Q_UNB") | ≥ 1.0× |"
+}
+header() {
+	echo "porta client, end to end on loopback, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; $("$porta" version 2>/dev/null | head -1), unbound $(unbound -V | awk 'NR==1{print $2}')"
+	echo
+	echo "| benchmark | porta | comparison | ratio | target |"
+	echo "|---|---|---|---|---|"
+}
+if [ "$ONLY" = dns ]; then
+	header
+	dns_row
+	exit 0
+fi
 
 # --- 2. throughput through --socks --------------------------------------
 
@@ -332,13 +356,9 @@ M_LOADED=$(rss "$PORTA_DNS_PID")
 
 # --- the table ----------------------------------------------------------
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-echo "porta client, end to end on loopback, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; $("$porta" version 2>/dev/null | head -1), unbound $(unbound -V | awk 'NR==1{print $2}')"
-echo
-echo "| benchmark | porta | comparison | ratio | target |"
-echo "|---|---|---|---|---|"
-echo "| DNS cache hits, dnsperf UDP -c $CLIENTS -q $OUTSTANDING -l $DNS_SECONDS, 100 names (queries/s, best of $ROUNDS: ${qps[porta]}/ ${qps[unbound]}; CPU µs/query) | $Q_PORTA; $(us porta) µs | unbound $Q_UNB; $(us unbound) µs | $(ratio "$Q_PORTA" "$Q_UNB") | ≥ 1.0× |"
+header
+dns_row
 echo "| --socks throughput h2, one stream, $((SIZE >> 20)) MiB, bytes counted, $((CHECK >> 20)) MiB SHA-256 checked (MB/s, best of $ROUNDS: ${mbs[h2]}; CPU s/GB, client+server (client)) | $T_H2; $(cpugb h2) s ($(cpugb h2.1)) | stunnel4 pair $T_ST (${mbs[st]}); $(cpugb st) s ($(cpugb st.1)) | $(ratio "$T_H2" "$T_ST") (median of rounds $(rratio h2 st)) | ≥ 1.0× |"
 echo "| --socks throughput h3, same (MB/s, best of $ROUNDS: ${mbs[h3]}; CPU s/GB) | $T_H3; $(cpugb h3) s ($(cpugb h3.1)) | stunnel4 pair $T_ST; $(cpugb st) s ($(cpugb st.1)) | $(ratio "$T_H3" "$T_ST") (median of rounds $(rratio h3 st)) | ≥ 1.0× |"
 echo "| --socks time to first byte h2, new connection over a warm tunnel, RTT $RTT_MS ms (median ms of $SAMPLES) | $TT_H2 | direct, open connection $TT_OPEN (new connection $TT_NEW) | $(ratio "$TT_H2" "$TT_OPEN") | ≤ 1.1× |"

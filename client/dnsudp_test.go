@@ -47,6 +47,20 @@ func startDNSUDP(t testing.TB) (string, *countingExchanger) {
 // wait for gate when it is not nil. It returns the resolver too.
 func startDNSUDPWith(t testing.TB, slots int, gate chan struct{}) (string, *countingExchanger, *doh.Resolver) {
 	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, slow, resolver := newTestDNSUDP(t, conn, slots, gate)
+	serveDNSUDP(t, s, s.readLoop)
+	return conn.LocalAddr().String(), slow, resolver
+}
+
+// newTestDNSUDP is a dnsUDP on conn, not yet serving, with a resolver whose
+// upstream is on loopback and room for slots slow queries, which wait for
+// gate when it is not nil.
+func newTestDNSUDP(t testing.TB, conn *net.UDPConn, slots int, gate chan struct{}) (*dnsUDP, *countingExchanger, *doh.Resolver) {
+	t.Helper()
 	big := make([]string, 60)
 	for i := range big {
 		big[i] = fmt.Sprintf("192.0.2.%d", i+1)
@@ -68,26 +82,27 @@ func startDNSUDPWith(t testing.TB, slots int, gate chan struct{}) (string, *coun
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { resolver.Close() })
 	slow := &countingExchanger{Exchanger: resolver, gate: gate}
 	h := &dnsHandler{records: recs, bootstrap: boot, upstream: slow, log: slog.New(slog.DiscardHandler)}
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := newDNSUDP(conn, resolver, h, h.log)
 	s.slow = make(chan struct{}, slots)
+	return s, slow, resolver
+}
+
+// serveDNSUDP serves s with the read loop given until the test ends, and
+// checks that it stops cleanly then.
+func serveDNSUDP(t testing.TB, s *dnsUDP, loop func() error) {
 	served := make(chan error, 1)
-	go func() { served <- s.serve() }()
+	go func() { served <- s.serveWith(loop) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		s.shutdown(ctx)
-		resolver.Close()
 		if err := <-served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return conn.LocalAddr().String(), slow, resolver
 }
 
 // askUDP sends m to addr and returns the answer.
@@ -258,6 +273,106 @@ func TestDNSUDPSurvivesGarbage(t *testing.T) {
 	}
 }
 
+// TestDNSUDPAnswersEachAsker: queries from several askers, waiting on the
+// socket together (one batch on Linux), each get their own answer at their
+// own address, hits and slow ones alike, over IPv4 and IPv6, with either
+// read loop.
+func TestDNSUDPAnswersEachAsker(t *testing.T) {
+	loops := map[string]func(*dnsUDP) func() error{
+		"readLoop": func(s *dnsUDP) func() error { return s.readLoop },
+		"readOne":  func(s *dnsUDP) func() error { return s.readOne },
+	}
+	for _, network := range []string{"udp4", "udp6"} {
+		for name, loop := range loops {
+			t.Run(network+"/"+name, func(t *testing.T) {
+				testAnswersEachAsker(t, network, loop)
+			})
+		}
+	}
+}
+
+func testAnswersEachAsker(t *testing.T, network string, loop func(*dnsUDP) func() error) {
+	ip := net.IPv4(127, 0, 0, 1)
+	if network == "udp6" {
+		ip = net.IPv6loopback
+	}
+	conn, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
+	if err != nil {
+		t.Skipf("no %s loopback: %v", network, err)
+	}
+	s, slow, resolver := newTestDNSUDP(t, conn, maxSlowQueries, nil)
+	for _, name := range []string{"www.example.test.", "big.example.test."} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		if _, err := resolver.Exchange(t.Context(), m); err != nil { // a hit from now on
+			t.Fatal(err)
+		}
+	}
+	slow.n.Store(0)
+	// What each asker asks; all but the local record are in the cache.
+	queries := []struct {
+		name      string
+		edns      uint16 // 0: none
+		truncated bool
+	}{
+		{"www.example.test.", 1232, false},
+		{"www.example.test.", 0, false},
+		{"big.example.test.", 4096, false},
+		{"big.example.test.", 0, true}, // too big for 512 bytes: the slow path truncates it
+		{"porta.test.", 0, false},      // a local record: the slow path, never the resolver
+	}
+	const askers = 6
+	clients := make([]*net.UDPConn, askers)
+	for i := range clients {
+		if clients[i], err = net.DialUDP(network, nil, conn.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Fatal(err)
+		}
+		defer clients[i].Close()
+	}
+	// Every query waits on the socket before the loop starts reading.
+	for i, c := range clients {
+		for j, q := range queries {
+			m := new(dns.Msg)
+			m.SetQuestion(q.name, dns.TypeA)
+			m.Id = uint16(i<<8 | j)
+			if q.edns != 0 {
+				m.SetEdns0(q.edns, false)
+			}
+			b, _ := m.Pack()
+			if _, err := c.Write(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	serveDNSUDP(t, s, loop(s))
+	buf := make([]byte, 65535)
+	for i, c := range clients {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got := map[uint16]bool{}
+		for range queries {
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatalf("asker %d: %d answers of %d: %v", i, len(got), len(queries), err)
+			}
+			r := new(dns.Msg)
+			if err := r.Unpack(buf[:n]); err != nil {
+				t.Fatalf("asker %d: %v", i, err)
+			}
+			if int(r.Id>>8) != i || int(r.Id&0xff) >= len(queries) || got[r.Id] {
+				t.Fatalf("asker %d got the answer with ID %#x", i, r.Id)
+			}
+			got[r.Id] = true
+			q := queries[r.Id&0xff]
+			if r.Question[0].Name != q.name || r.Truncated != q.truncated || !r.Truncated && len(r.Answer) == 0 {
+				t.Fatalf("asker %d, %s with EDNS %d: %v", i, q.name, q.edns, r)
+			}
+		}
+	}
+	if n := slow.n.Load(); n != askers { // the truncated ones
+		t.Fatalf("%d queries reached the resolver through the slow path, want %d", n, askers)
+	}
+}
+
 // BenchmarkDNSUDPHit is one cache hit through the read loop, the asker's
 // side included: no allocation in steady state.
 func BenchmarkDNSUDPHit(b *testing.B) {
@@ -285,4 +400,55 @@ func BenchmarkDNSUDPHit(b *testing.B) {
 	for b.Loop() {
 		ask()
 	}
+}
+
+// BenchmarkDNSUDPHitBurst is cache hits with many queries in flight from
+// several askers, as dnsperf asks: ns/op is per query, both sides
+// included.
+func BenchmarkDNSUDPHitBurst(b *testing.B) {
+	addr, _ := startDNSUDP(b)
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.test.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	q, _ := m.Pack()
+	raddr, _ := net.ResolveUDPAddr("udp", addr)
+	const inFlight = 16
+	warm, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer warm.Close()
+	warm.SetDeadline(time.Now().Add(time.Minute))
+	warm.Write(q)
+	if _, err := warm.Read(make([]byte, 2048)); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		conn, err := net.DialUDP("udp", nil, raddr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(time.Minute))
+		buf := make([]byte, 2048)
+		for range inFlight {
+			conn.Write(q)
+		}
+		for pb.Next() {
+			if _, err := conn.Read(buf); err != nil {
+				b.Error(err)
+				return
+			}
+			conn.Write(q)
+		}
+		for range inFlight {
+			if _, err := conn.Read(buf); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package client
+
+func (s *dnsUDP) readLoop() error { return s.readOne() }
