@@ -112,6 +112,13 @@ func TestDialerReplacesADeadConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	expectRecovery(t, d, fr.freeze)
+}
+
+// expectRecovery checks that d carries a tunneled echo, then calls freeze
+// and expects tunneled echoes to work again within 15 s.
+func expectRecovery(t *testing.T, d *Dialer, freeze func()) {
+	t.Helper()
 	target := echoTarget(t)
 	echo := func(timeout time.Duration) error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -132,7 +139,7 @@ func TestDialerReplacesADeadConnection(t *testing.T) {
 	if err := echo(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	fr.freeze()
+	freeze()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		err := echo(time.Second)
