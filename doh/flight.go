@@ -13,6 +13,8 @@ import (
 
 // flight is one upstream resolution that every identical query waits for.
 type flight struct {
+	ctx     context.Context // bounds the flight by Timeout; canceled by Close
+	cancel  context.CancelFunc
 	done    chan struct{}
 	e       *cache.Entry // set before done is closed; never nil then
 	failed  bool         // the upstreams failed or answered SERVFAIL
@@ -75,6 +77,10 @@ func (r *Resolver) join(q *query, msg []byte) (*flight, error) {
 	up = append(up, msg[q.nameOff:q.nameOff+qlen]...)
 	up = append(up, 0, 0, 41, ednsSize>>8, ednsSize&0xFF, 0, 0, b2u8(q.do)<<7, 0, 0, 0)
 	f := &flight{done: make(chan struct{})}
+	// Not derived from a context of the Resolver's: every flight would
+	// take that context's lock twice to join and leave its children, a
+	// contended lock under load. Close cancels the flights in r.flights.
+	f.ctx, f.cancel = context.WithTimeout(context.Background(), r.timeout)
 	key := string(q.keyBytes)
 	r.flights[key] = f
 	r.wg.Add(1)
@@ -85,9 +91,8 @@ func (r *Resolver) join(q *query, msg []byte) (*flight, error) {
 // fly asks the upstreams, caches what can be cached and ends the flight.
 func (r *Resolver) fly(key string, f *flight, up []byte) {
 	defer r.wg.Done()
-	ctx, cancel := context.WithTimeout(r.ctx, r.timeout)
-	resp, err := r.ups.exchange(ctx, up)
-	cancel()
+	resp, err := r.ups.exchange(f.ctx, up)
+	f.cancel()
 	var e *cache.Entry
 	if err == nil {
 		e, err = cache.ParseEntry(resp, r.maxTTL, r.now())
@@ -174,7 +179,7 @@ func (r *Resolver) failure(upWire []byte, err error) *cache.Entry {
 	}
 	code := dns.ExtendedErrorCodeNetworkError
 	text := "no upstream answered"
-	if r.ctx.Err() != nil {
+	if r.isClosed() {
 		text = "resolver closed"
 	} else if isTimeout(err) {
 		code = dns.ExtendedErrorCodeNoReachableAuthority

@@ -1,7 +1,6 @@
 package doh
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -77,9 +76,7 @@ type Resolver struct {
 	log        *slog.Logger
 	now        func() time.Time
 
-	ctx    context.Context // ends with Close; every flight runs under it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg sync.WaitGroup // flights in the air
 
 	mu      sync.Mutex
 	flights map[string]*flight
@@ -143,7 +140,6 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	if cfg.CacheBytes >= 0 {
 		r.cache = cache.New(cache.Config{MaxBytes: cfg.CacheBytes, StaleFor: max(cfg.StaleFor, 0)})
 	}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }
 
@@ -171,11 +167,19 @@ func systemUpstreams(path string) ([]string, error) {
 func (r *Resolver) Close() error {
 	r.mu.Lock()
 	r.closed = true
+	for _, f := range r.flights {
+		f.cancel()
+	}
 	r.mu.Unlock()
-	r.cancel()
 	r.wg.Wait()
 	r.closeUpstreams()
 	return nil
+}
+
+func (r *Resolver) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
 }
 
 func (r *Resolver) closeUpstreams() {
