@@ -3,6 +3,7 @@ package tunnel
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 const (
@@ -12,9 +13,13 @@ const (
 
 // bufPool lends large copy buffers. It belongs to a Handler or Dialer
 // (no package-level state).
-type bufPool struct{ p sync.Pool }
+type bufPool struct {
+	p    sync.Pool
+	lent atomic.Int64 // buffers out now
+}
 
 func (b *bufPool) get() *[]byte {
+	b.lent.Add(1)
 	if v, ok := b.p.Get().(*[]byte); ok {
 		return v
 	}
@@ -22,13 +27,18 @@ func (b *bufPool) get() *[]byte {
 	return &buf
 }
 
-func (b *bufPool) put(buf *[]byte) { b.p.Put(buf) }
+func (b *bufPool) put(buf *[]byte) {
+	b.lent.Add(-1)
+	b.p.Put(buf)
+}
 
 // adaptiveCopy copies from src to dst until src ends. It reads into a small
 // buffer of its own and borrows a large one from pool only while data
 // arrives faster than the small one can take, so an idle connection holds
-// 2 KiB per direction rather than 64. onChunk, if set, sees each chunk size
-// after it was written.
+// 512 bytes rather than 256 KiB. onChunk, if set, sees each chunk size
+// after it was written. (It is for a src that cannot say when it has data
+// without being given a buffer; the relay's download and HTTP/2 upload
+// need none while they wait.)
 func adaptiveCopy(dst func([]byte) error, src io.Reader, pool *bufPool, onChunk func(int)) (int64, error) {
 	small := make([]byte, smallBuf)
 	var big *[]byte

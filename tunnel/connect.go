@@ -16,18 +16,20 @@ import (
 // needs the handler, so it runs on a goroutine of its own, owned by the
 // Handler, and the handler returns: its stack, grown deep by resolving and
 // dialing, is freed rather than held for the life of an idle tunnel. Then
-// serveConnect reports detached and the relay calls end when it is over.
-func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request, us *user, end func()) (detached bool) {
+// serveConnect reports detached, and the relay releases the tunnel's slot
+// when it is over. On HTTP/2 it returns the relay, which does the same, for
+// the handler's goroutine to run (see ServeHTTP).
+func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request, us *user) (rl *relay, detached bool) {
 	if r.ProtoMajor >= 2 && r.Proto != "HTTP/2.0" && r.Proto != "HTTP/3.0" {
 		// Extended CONNECT (RFC 8441/9220: :protocol) is not a TCP tunnel.
 		writeProxyError(w, r, h.cfg.ProxyName, fmt.Errorf("%w: extended CONNECT %q", errNotSupported, r.Proto))
-		return false
+		return nil, false
 	}
 	target, err := h.dialShallow(r)
 	if err != nil {
 		h.logf(r, us, "tunnel refused", err)
 		writeProxyError(w, r, h.cfg.ProxyName, err)
-		return false
+		return nil, false
 	}
 	target.SetNoDelay(true)
 	var leg clientLeg
@@ -44,37 +46,48 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request, us *user,
 	if err != nil {
 		target.Close()
 		h.logf(r, us, "tunnel failed", err)
-		return false
+		return nil, false
 	}
 	h.logf(r, us, "tunnel open", nil)
-	if r.ProtoMajor == 2 {
-		err = h.runRelay(leg, target, us)
+	rl, err = h.startRelay(leg, target, us, r)
+	if err != nil {
 		h.logf(r, us, "tunnel closed", err)
-		return false
+		return nil, false
 	}
-	go func() {
-		defer end()
-		err := h.runRelay(leg, target, us)
-		h.logf(r, us, "tunnel closed", err)
-	}()
-	return true
+	if r.ProtoMajor == 2 {
+		return rl, false
+	}
+	go rl.run()
+	return nil, true
 }
 
 // dialShallow dials r's target on a short-lived goroutine. Resolving and
 // dialing run deep call stacks; on HTTP/2 the handler goroutine lives as
 // long as the tunnel, and a stack grown here would stay with it.
+//
+// The dial's context is not a child of the request's: a child would leave
+// a map behind in the request's context for as long as the tunnel lasts.
+// The request's end (a reset stream) still cancels the dial.
 func (h *Handler) dialShallow(r *http.Request) (*net.TCPConn, error) {
 	type result struct {
 		c   *net.TCPConn
 		err error
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.cfg.DialTimeout)
+	defer cancel()
 	ch := make(chan result, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.DialTimeout)
-		defer cancel()
 		c, err := h.egress.dial(ctx, r.Host, localAddr(r))
 		ch <- result{c, err}
 	}()
-	res := <-ch
-	return res.c, res.err
+	select {
+	case res := <-ch:
+		return res.c, res.err
+	case <-r.Context().Done():
+		cancel()
+		if res := <-ch; res.c != nil {
+			res.c.Close()
+		}
+		return nil, r.Context().Err()
+	}
 }

@@ -46,6 +46,7 @@ type Handler struct {
 	next    http.Handler
 	egress  *egress
 	pool    bufPool
+	watch   watcher
 	forward *httputil.ReverseProxy
 	log     *slog.Logger
 
@@ -89,59 +90,80 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rl := h.serve(w, r)
+	if rl == nil {
+		return
+	}
+	// An HTTP/2 tunnel. net/http keeps this goroutine for the life of the
+	// stream, and the upload waits on it: a read into an empty buffer
+	// waits until the request body has data, or ends, without holding a
+	// buffer (then uploadReady reads). It waits here, as few frames from
+	// the top as possible: a GC shrinks an idle goroutine's stack only
+	// while it uses under a quarter of it, and waiting any deeper would
+	// keep 8 KiB per idle tunnel rather than 4.
+	for {
+		_, err := r.Body.Read(nil)
+		if !rl.uploadReady(err) {
+			break
+		}
+	}
+	rl.end()
+}
+
+// serve answers r, or sets up an HTTP/2 tunnel and returns its relay,
+// whose upload the caller runs and ends (see ServeHTTP).
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *relay {
 	if !isProxyRequest(r) {
 		h.next.ServeHTTP(w, r)
-		return
+		return nil
 	}
 	// Exactly one Proxy-Authorization header, or the request is not ours.
 	vals := r.Header.Values("Proxy-Authorization")
 	if len(vals) != 1 {
 		h.next.ServeHTTP(w, r)
-		return
+		return nil
 	}
 	name, token, ok := parseProxyAuth(vals[0])
 	if !ok {
 		h.next.ServeHTTP(w, r)
-		return
+		return nil
 	}
 	us, ok := h.cfg.Users.authenticate(name, token)
 	if !ok {
 		h.next.ServeHTTP(w, r)
-		return
+		return nil
 	}
 	// From here on the client has proved who it is and gets real errors.
 	if r.TLS != nil && !r.TLS.HandshakeComplete {
 		// 0-RTT early data can be replayed by anyone who recorded it, and
 		// a tunnel's first bytes are not idempotent (RFC 8470).
 		writeProxyError(w, r, h.cfg.ProxyName, errTooEarly)
-		return
+		return nil
 	}
 	if err := h.begin(); err != nil {
 		writeProxyError(w, r, h.cfg.ProxyName, err)
-		return
+		return nil
 	}
 	if err := us.acquire(); err != nil {
 		h.wg.Done()
 		writeProxyError(w, r, h.cfg.ProxyName, err)
-		return
+		return nil
 	}
-	// end releases what begin and acquire took, once the tunnel is over:
-	// here, or in the goroutine a detached tunnel runs on.
-	end := func() {
-		us.release()
-		h.wg.Done()
-	}
-	detached := false
+	// What begin and acquire took is given back once the tunnel is over:
+	// here, or by the relay the tunnel was handed to (relay.end).
+	handedOff := false
 	defer func() { // deferred: an HTTP/2 reset panics with http.ErrAbortHandler
-		if !detached {
-			end()
+		if !handedOff {
+			h.release(us)
 		}
 	}()
 	if r.Method == http.MethodConnect {
-		detached = h.serveConnect(w, r, us, end)
-		return
+		rl, detached := h.serveConnect(w, r, us)
+		handedOff = detached || rl != nil
+		return rl
 	}
 	h.serveForward(w, r, us)
+	return nil
 }
 
 // isProxyRequest reports whether r asks to be proxied: a CONNECT on any
@@ -191,18 +213,26 @@ func (h *Handler) begin() error {
 	return nil
 }
 
-// Close aborts every open tunnel and waits for their handlers to return.
-// Requests that arrive later are answered with an error (authenticated) or
-// passed to Next as always (everyone else).
+// Close aborts every open tunnel, waits for their handlers to return and
+// stops the goroutine that waits for idle tunnels' targets. Requests that
+// arrive later are answered with an error (authenticated) or passed to
+// Next as always (everyone else).
 func (h *Handler) Close() error {
 	h.mu.Lock()
 	h.closed = true
 	for rl := range h.active {
-		rl.abort()
+		rl.abort(errClosed)
 	}
 	h.mu.Unlock()
 	h.wg.Wait()
+	h.watch.close()
 	return nil
+}
+
+// release gives back what begin and us.acquire took.
+func (h *Handler) release(us *user) {
+	us.release()
+	h.wg.Done()
 }
 
 func (h *Handler) track(rl *relay) bool {

@@ -3,6 +3,7 @@ package tunnel
 import (
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,7 +17,7 @@ type h2Stream struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	body    interface{ Read([]byte) (int, error) }
-	aborted chan struct{}
+	aborted atomic.Bool
 }
 
 func h2Leg(w http.ResponseWriter, r *http.Request) (clientLeg, error) {
@@ -29,7 +30,7 @@ func h2Leg(w http.ResponseWriter, r *http.Request) (clientLeg, error) {
 	if err := rc.Flush(); err != nil {
 		return nil, fmt.Errorf("tunnel: sending 200: %w", err)
 	}
-	return &h2Stream{w: w, rc: rc, body: r.Body, aborted: make(chan struct{})}, nil
+	return &h2Stream{w: w, rc: rc, body: r.Body}, nil
 }
 
 func (l *h2Stream) Read(p []byte) (int, error) { return l.body.Read(p) }
@@ -46,15 +47,13 @@ func (l *h2Stream) CloseWrite() bool { return false }
 func (l *h2Stream) StopRead() { l.rc.SetReadDeadline(time.Now()) }
 
 func (l *h2Stream) Abort() {
-	close(l.aborted)
+	l.aborted.Store(true)
 	l.rc.SetReadDeadline(time.Now())
 	l.rc.SetWriteDeadline(time.Now())
 }
 
 func (l *h2Stream) Finish() {
-	select {
-	case <-l.aborted:
+	if l.aborted.Load() {
 		panic(http.ErrAbortHandler)
-	default:
 	}
 }
