@@ -35,6 +35,12 @@ func (rl *relay) copyDown() (idle bool, err error) {
 	}
 }
 
+// downChunk is the most the download reads at once. With an HTTP/2 DATA
+// frame's 9-byte header it makes 256 KiB, 16 whole TLS records; a full
+// buffer would leave a 9-byte record, written on its own, after each
+// frame. (For clients that take frames this large, as porta's does.)
+const downChunk = largeBuf - 9
+
 // readDown reads what the target has into a buffer from the pool
 // (rl.pumpBuf, rl.pumpN). It returns false to wait for the target, true
 // once it read data, the target is done (rl.pumpErr says why, if it
@@ -42,7 +48,7 @@ func (rl *relay) copyDown() (idle bool, err error) {
 func (rl *relay) readDown(fd uintptr) bool {
 	for {
 		buf := rl.h.pool.get()
-		n, err := syscall.Read(int(fd), *buf)
+		n, err := syscall.Read(int(fd), (*buf)[:downChunk])
 		if n > 0 {
 			rl.pumpBuf, rl.pumpN = buf, n
 			return true
