@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -153,5 +154,46 @@ func TestGroupServeListenerError(t *testing.T) {
 	err = g.Serve(context.Background(), failingListener{ln}, func(context.Context, net.Conn) {})
 	if err == nil || errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Serve: %v", err)
+	}
+}
+
+// scriptedConn reads as its script says: a negative entry fills the
+// caller's buffer, a positive one returns that many bytes; then EOF. It
+// records the size of each write.
+type scriptedConn struct {
+	net.Conn // only Read and Write are used
+	script   []int
+	writes   []int
+}
+
+func (c *scriptedConn) Read(p []byte) (int, error) {
+	if len(c.script) == 0 {
+		return 0, io.EOF
+	}
+	n := c.script[0]
+	c.script = c.script[1:]
+	if n < 0 || n > len(p) {
+		n = len(p)
+	}
+	return n, nil
+}
+
+func (c *scriptedConn) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, len(p))
+	return len(p), nil
+}
+
+// A bulk transfer moves to the big buffer after one full read, and back
+// once reads come in small.
+func TestPumpBufferFollowsTheData(t *testing.T) {
+	var r Relay
+	src := &scriptedConn{script: []int{-1, -1, -1, -1, 100, 100, -1}}
+	dst := &scriptedConn{}
+	if err := r.pump(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	want := []int{bufSize, bigBufSize, bigBufSize, bigBufSize, 100, 100, bufSize}
+	if !slices.Equal(dst.writes, want) {
+		t.Fatalf("writes %v, want %v", dst.writes, want)
 	}
 }
