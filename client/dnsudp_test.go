@@ -373,15 +373,25 @@ func testAnswersEachAsker(t *testing.T, network string, loop func(*dnsUDP) func(
 	}
 }
 
-// BenchmarkDNSUDPHit is one cache hit through the read loop, the asker's
-// side included: no allocation in steady state.
-func BenchmarkDNSUDPHit(b *testing.B) {
+// startHitBench starts the resolver for a benchmark and returns a query
+// for a cached name and the address to ask.
+func startHitBench(b *testing.B) ([]byte, *net.UDPAddr) {
 	addr, _ := startDNSUDP(b)
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.test.", dns.TypeA)
 	m.SetEdns0(1232, false)
 	q, _ := m.Pack()
-	raddr, _ := net.ResolveUDPAddr("udp", addr)
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return q, raddr
+}
+
+// BenchmarkDNSUDPHit is one cache hit through the read loop, the asker's
+// side included: no allocation in steady state.
+func BenchmarkDNSUDPHit(b *testing.B) {
+	q, raddr := startHitBench(b)
 	conn, err := net.DialUDP("udp", nil, raddr)
 	if err != nil {
 		b.Fatal(err)
@@ -406,12 +416,7 @@ func BenchmarkDNSUDPHit(b *testing.B) {
 // several askers, as dnsperf asks: ns/op is per query, both sides
 // included.
 func BenchmarkDNSUDPHitBurst(b *testing.B) {
-	addr, _ := startDNSUDP(b)
-	m := new(dns.Msg)
-	m.SetQuestion("www.example.test.", dns.TypeA)
-	m.SetEdns0(1232, false)
-	q, _ := m.Pack()
-	raddr, _ := net.ResolveUDPAddr("udp", addr)
+	q, raddr := startHitBench(b)
 	const inFlight = 16
 	warm, err := net.DialUDP("udp", nil, raddr)
 	if err != nil {
