@@ -8,22 +8,16 @@
 package main
 
 import (
-	"bufio"
-	"crypto/sha256"
 	"flag"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
-)
 
-func stream(n int64) io.Reader {
-	return io.LimitReader(rand.NewChaCha8([32]byte{'p', 'o', 'r', 't', 'a'}), n)
-}
+	"github.com/porta443/porta/bench/internal/byteseq"
+)
 
 func main() {
 	if len(os.Args) < 2 {
@@ -39,9 +33,7 @@ func main() {
 	case "source":
 		err = source(*addr)
 	case "digest":
-		h := sha256.New()
-		io.Copy(h, stream(*n))
-		fmt.Printf("%x\n", h.Sum(nil))
+		fmt.Println(byteseq.SHA256(*n))
 	case "port":
 		err = port()
 	default:
@@ -67,9 +59,7 @@ func source(addr string) error {
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
-		bw := bufio.NewWriterSize(w, 256<<10)
-		io.CopyBuffer(bw, stream(n), make([]byte, 256<<10))
-		bw.Flush()
+		byteseq.Write(w, n)
 	})
 	return http.Serve(ln, h)
 }

@@ -2,23 +2,19 @@ package main
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/porta443/porta/bench/internal/byteseq"
 )
 
 // The source speaks a line protocol: "ping" is answered "pong", and a
 // number N is answered with N pseudo-random bytes (the same bytes for the
 // same N, so a client can check their digest) before the source closes.
-
-func stream(n int64) io.Reader {
-	return io.LimitReader(rand.NewChaCha8([32]byte{'p', 'o', 'r', 't', 'a'}), n)
-}
 
 func cmdSource(args []string) error {
 	fs := flag.NewFlagSet("source", flag.ExitOnError)
@@ -57,9 +53,7 @@ func serveSource(c net.Conn) {
 		if err != nil {
 			return
 		}
-		bw := bufio.NewWriterSize(c, 256<<10)
-		io.CopyBuffer(bw, stream(n), make([]byte, 256<<10))
-		bw.Flush()
+		byteseq.Write(c, n)
 		return
 	}
 }
@@ -69,8 +63,6 @@ func cmdDigest(args []string) error {
 	fs := flag.NewFlagSet("digest", flag.ExitOnError)
 	n := fs.Int64("bytes", 1<<30, "size")
 	fs.Parse(args)
-	h := sha256.New()
-	io.Copy(h, stream(*n))
-	fmt.Printf("%x\n", h.Sum(nil))
+	fmt.Println(byteseq.SHA256(*n))
 	return nil
 }
