@@ -69,9 +69,6 @@ func (s *dnsUDP) readOne() error {
 	for {
 		n, addr, err := s.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			if isTimeout(err) {
-				continue
-			}
 			return err
 		}
 		msg := buf[:n]
@@ -94,11 +91,6 @@ func (s *dnsUDP) readOne() error {
 // an answer to it could be used to reflect.
 func isQuery(msg []byte) bool {
 	return len(msg) >= 12 && msg[2]&0x80 == 0
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // goSlow answers msg in a goroutine of its own when a slot is free, and

@@ -119,9 +119,6 @@ func (s *dnsUDP) readLoop() error {
 			b.in[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		}
 		if err := rc.Read(recv); err != nil {
-			if isTimeout(err) {
-				continue
-			}
 			return err
 		}
 		switch errno {
