@@ -98,15 +98,7 @@ func TestAppendCachedDeclines(t *testing.T) {
 		t.Fatal("no hit")
 	}
 	size := len(out)
-	mod := func(f func(m *dns.Msg)) []byte {
-		m := newQuery("www.example", dns.TypeA)
-		f(m)
-		b, err := m.Pack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	mod := func(f func(m *dns.Msg)) []byte { return packModified(t, f) }
 	tests := []struct {
 		name   string
 		msg    []byte
@@ -153,15 +145,7 @@ func TestAppendCachedDeclines(t *testing.T) {
 }
 
 func TestUDPSize(t *testing.T) {
-	q := func(f func(m *dns.Msg)) []byte {
-		m := newQuery("www.example", dns.TypeA)
-		f(m)
-		b, err := m.Pack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	q := func(f func(m *dns.Msg)) []byte { return packModified(t, f) }
 	tests := []struct {
 		name string
 		msg  []byte
@@ -238,4 +222,12 @@ func FuzzAppendCached(f *testing.F) {
 			t.Fatalf("hit for %x: %v\n%v", msg, err, m)
 		}
 	})
+}
+
+// packModified packs a query for www.example A after f has changed it.
+func packModified(t *testing.T, f func(m *dns.Msg)) []byte {
+	t.Helper()
+	m := newQuery("www.example", dns.TypeA)
+	f(m)
+	return packQuery(t, m)
 }
