@@ -20,7 +20,6 @@ type Dialer struct {
 	cfg     DialerConfig
 	servers []*serverInfo
 	log     *slog.Logger
-	pool    bufPool
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc

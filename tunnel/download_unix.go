@@ -5,6 +5,8 @@ package tunnel
 import (
 	"os"
 	"syscall"
+
+	"github.com/porta443/porta/internal/copybuf"
 )
 
 // copyDown copies the target to the client: rc.Read calls readDown
@@ -26,9 +28,9 @@ func (rl *relay) copyDown() (idle bool, err error) {
 		}
 		n := rl.pumpN
 		err := rl.leg.Write((*buf)[:n])
-		rl.h.pool.put(buf)
+		rl.h.pool.Put(buf)
 		if err != nil {
-			return false, &writeError{err}
+			return false, err
 		}
 		rl.us.c.bytesDown.Add(uint64(n))
 		rl.touch()
@@ -39,7 +41,7 @@ func (rl *relay) copyDown() (idle bool, err error) {
 // frame's 9-byte header it makes 256 KiB, 16 whole TLS records; a full
 // buffer would leave a 9-byte record, written on its own, after each
 // frame. (For clients that take frames this large, as porta's does.)
-const downChunk = largeBuf - 9
+const downChunk = copybuf.Large - 9
 
 // readDown reads what the target has into a buffer from the pool
 // (rl.pumpBuf, rl.pumpN). It returns false to wait for the target, true
@@ -47,13 +49,13 @@ const downChunk = largeBuf - 9
 // failed), or it has nothing to read and watchIdle is set.
 func (rl *relay) readDown(fd uintptr) bool {
 	for {
-		buf := rl.h.pool.get()
+		buf := rl.h.pool.Get()
 		n, err := syscall.Read(int(fd), (*buf)[:downChunk])
 		if n > 0 {
 			rl.pumpBuf, rl.pumpN = buf, n
 			return true
 		}
-		rl.h.pool.put(buf)
+		rl.h.pool.Put(buf)
 		switch err {
 		case nil: // EOF
 			return true

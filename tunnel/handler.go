@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/porta443/porta/internal/copybuf"
 )
 
 // HandlerConfig configures a Handler. The zero value is a Handler with no
@@ -45,7 +47,7 @@ type Handler struct {
 	cfg     HandlerConfig
 	next    http.Handler
 	egress  *egress
-	pool    bufPool
+	pool    copybuf.Pool
 	watch   watcher
 	forward *httputil.ReverseProxy
 	log     *slog.Logger

@@ -17,7 +17,7 @@ import (
 // for idle targets (Linux), no download goroutine; data from either side
 // still wakes it, a target that speaks unprompted included; and the
 // watcher's goroutine ends with the last tunnel. (Unix only: elsewhere the
-// download copies through adaptiveCopy.)
+// download copies through copybuf.Copy.)
 func TestIdleTunnelHoldsNoBuffer(t *testing.T) {
 	run(t, func(t *testing.T, mode string) {
 		ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
@@ -54,7 +54,7 @@ func TestIdleTunnelHoldsNoBuffer(t *testing.T) {
 			deadline := time.Now().Add(10 * time.Second)
 			for {
 				downloads = countGoroutines("tunnel.(*relay).download(")
-				lent := ts.h.pool.lent.Load()
+				lent := ts.h.pool.Lent()
 				if lent == 0 && (!watchIdle || downloads == 0) {
 					return
 				}

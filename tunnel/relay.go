@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/porta443/porta/internal/copybuf"
 )
 
 // clientLeg is the client's side of one tunnel on one transport.
@@ -138,9 +140,9 @@ func (h *Handler) startRelay(leg clientLeg, target *net.TCPConn, us *user, r *ht
 
 // run is the upload of a tunnel that has a goroutine of its own (HTTP/1.1,
 // HTTP/3), then the relay's end. Such legs cannot wait for data without a
-// buffer, so a small one waits (see adaptiveCopy).
+// buffer, so a small one waits (see copybuf.Copy).
 func (rl *relay) run() {
-	_, err := adaptiveCopy(rl.writeTarget, rl.leg, &rl.h.pool, rl.countUp)
+	_, err := copybuf.Copy(rl.writeTarget, rl.leg, &rl.h.pool, rl.countUp)
 	rl.uploadEnded(err)
 	rl.end()
 }
@@ -151,16 +153,16 @@ func (rl *relay) run() {
 func (rl *relay) uploadReady(waitErr error) bool {
 	err := waitErr
 	if err == nil {
-		buf := rl.h.pool.get()
+		buf := rl.h.pool.Get()
 		n, rerr := rl.leg.Read(*buf)
 		if n > 0 {
 			if werr := rl.writeTarget((*buf)[:n]); werr != nil {
-				rerr = &writeError{werr}
+				rerr = werr
 			} else {
 				rl.countUp(n)
 			}
 		}
-		rl.h.pool.put(buf)
+		rl.h.pool.Put(buf)
 		if rerr == nil {
 			return true
 		}

@@ -10,23 +10,14 @@ import (
 	"io"
 	"net"
 	"sync"
-)
 
-// A copy starts with a buffer of bufSize, moves to one of bigBufSize once a
-// read fills it (a bulk transfer), and back once reads come in under
-// bufSize (the bulk is over). Through the tunnel's HTTP/2 stream, whose
-// DATA frames are up to 256 KiB, the big buffer moves 1 GiB in an eighth
-// of the reads and writes, for 6% more throughput through --socks.
-const (
-	bufSize    = 32 << 10
-	bigBufSize = 256 << 10
+	"github.com/porta443/porta/internal/copybuf"
 )
 
 // Relay copies between pairs of connections. Its zero value is ready to
-// use and it is safe for concurrent use; it holds only buffer pools.
+// use and it is safe for concurrent use; it holds only a buffer pool.
 type Relay struct {
-	bufs    sync.Pool // of *[]byte, bufSize
-	bigBufs sync.Pool // of *[]byte, bigBufSize
+	pool copybuf.Pool
 }
 
 // closeWriter is a connection that can be half-closed.
@@ -89,59 +80,25 @@ func (r *Relay) copy(dst, src net.Conn, closeBoth func(abort bool)) error {
 	return nil
 }
 
-// pump copies src to dst until src's EOF, with the Relay's buffers (never
-// ReadFrom or WriteTo, which would copy through buffers of their own).
+// pump copies src to dst until src's EOF through copybuf (never ReadFrom
+// or WriteTo, which would copy through 32 KiB buffers of their own): a
+// 512-byte buffer while data trickles, 256 KiB ones from the pool for bulk.
+// Through the tunnel's HTTP/2 stream, whose DATA frames are up to 256 KiB,
+// that moved 1 GiB through --socks 6% faster than 32 KiB copies.
 func (r *Relay) pump(dst, src net.Conn) error {
-	buf := get(&r.bufs, bufSize)
-	defer func() { put(&r.bufs, &r.bigBufs, buf) }()
-	for {
-		n, rerr := src.Read(*buf)
-		if n > 0 {
-			w, werr := dst.Write((*buf)[:n])
-			if werr == nil && w < n {
-				werr = io.ErrShortWrite
-			}
-			if werr != nil {
-				return werr
-			}
-			switch size := len(*buf); {
-			case n == size && size == bufSize:
-				put(&r.bufs, &r.bigBufs, buf)
-				buf = get(&r.bigBufs, bigBufSize)
-			case n < bufSize && size == bigBufSize:
-				put(&r.bufs, &r.bigBufs, buf)
-				buf = get(&r.bufs, bufSize)
-			}
+	_, err := copybuf.Copy(func(p []byte) error {
+		n, err := dst.Write(p)
+		if err == nil && n < len(p) {
+			err = io.ErrShortWrite
 		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
+		return err
+	}, src, &r.pool, nil)
+	return err
 }
 
 // reset makes Close send a TCP reset, where c can.
 func reset(c net.Conn) {
 	if l, ok := c.(interface{ SetLinger(int) error }); ok {
 		l.SetLinger(0)
-	}
-}
-
-func get(pool *sync.Pool, size int) *[]byte {
-	if v, ok := pool.Get().(*[]byte); ok {
-		return v
-	}
-	b := make([]byte, size)
-	return &b
-}
-
-// put returns buf to the pool of its size.
-func put(small, big *sync.Pool, buf *[]byte) {
-	if len(*buf) == bigBufSize {
-		big.Put(buf)
-	} else {
-		small.Put(buf)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porta443/porta/internal/copybuf"
 	"go.uber.org/goleak"
 )
 
@@ -183,8 +184,8 @@ func (c *scriptedConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// A bulk transfer moves to the big buffer after one full read, and back
-// once reads come in small.
+// pump copies through copybuf's growing buffer: a bulk transfer moves to
+// the large buffer after one full read, and back once reads come in small.
 func TestPumpBufferFollowsTheData(t *testing.T) {
 	var r Relay
 	src := &scriptedConn{script: []int{-1, -1, -1, -1, 100, 100, -1}}
@@ -192,7 +193,7 @@ func TestPumpBufferFollowsTheData(t *testing.T) {
 	if err := r.pump(dst, src); err != nil {
 		t.Fatal(err)
 	}
-	want := []int{bufSize, bigBufSize, bigBufSize, bigBufSize, 100, 100, bufSize}
+	want := []int{copybuf.Small, copybuf.Large, copybuf.Large, copybuf.Large, 100, 100, copybuf.Small}
 	if !slices.Equal(dst.writes, want) {
 		t.Fatalf("writes %v, want %v", dst.writes, want)
 	}
