@@ -25,14 +25,7 @@ var (
 type recordingDial = relaytest.RecordingDial
 
 // startServer serves cfg on 127.0.0.1 and returns its address.
-func startServer(t *testing.T, cfg Config) string {
-	t.Helper()
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return relaytest.Serve(t, s)
-}
+func startServer(t *testing.T, cfg Config) string { return relaytest.Start(t, New, cfg) }
 
 var dialSOCKS = relaytest.Dial
 

@@ -217,6 +217,17 @@ func Serve(t testing.TB, s Server) string {
 	return ln.Addr().String()
 }
 
+// Start makes a server with newServer(cfg), failing the test on an error,
+// and serves it as Serve does.
+func Start[C any, S Server](t testing.TB, newServer func(C) (S, error), cfg C) string {
+	t.Helper()
+	s, err := newServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Serve(t, s)
+}
+
 // Dial connects to addr with a deadline for the whole test.
 func Dial(t testing.TB, addr string) *net.TCPConn {
 	t.Helper()
