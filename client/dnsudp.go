@@ -75,8 +75,8 @@ func (s *dnsUDP) readOne() error {
 		if !isQuery(msg) {
 			continue
 		}
-		size := doh.UDPSize(msg)
-		if ans, ok := s.resolver.AppendCached(out[:0], msg, size); ok {
+		ans, size, ok := s.resolver.AppendCachedUDP(out[:0], msg)
+		if ok {
 			out = ans
 			if _, err := s.conn.WriteToUDPAddrPort(ans, addr); err != nil {
 				s.log.Debug("dns: write answer", "err", err)

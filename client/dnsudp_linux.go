@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"unsafe"
 
-	"github.com/porta443/porta/doh"
 	"golang.org/x/sys/unix"
 )
 
@@ -164,8 +163,8 @@ func (s *dnsUDP) answerBatch(b *batch, n int) int {
 		if !isQuery(msg) || h.Hdr.Flags&unix.MSG_TRUNC != 0 {
 			continue
 		}
-		size := doh.UDPSize(msg)
-		if ans, ok := s.resolver.AppendCached(b.answers, msg, size); ok {
+		ans, size, ok := s.resolver.AppendCachedUDP(b.answers, msg)
+		if ok {
 			b.answers = ans
 			b.ends[hits] = len(ans)
 			b.out[hits].Hdr.Name = h.Hdr.Name

@@ -1,8 +1,6 @@
 package doh
 
 import (
-	"encoding/binary"
-
 	"github.com/miekg/dns"
 )
 
@@ -23,58 +21,48 @@ type keyBuffer = [maxKeyLen]byte
 // upstream: a local server can call it in its read loop. A hit counts
 // towards prefetching as one through Exchange does.
 func (r *Resolver) AppendCached(dst, msg []byte, maxLen int) ([]byte, bool) {
-	if r.cache == nil {
-		return dst, false
-	}
+	out, _, ok := r.appendCached(dst, msg, maxLen, false)
+	return out, ok
+}
+
+// AppendCachedUDP is AppendCached for a query that came over UDP: the
+// answer must fit the asker's UDP payload size (RFC 6891 §6.2.5: its EDNS
+// size, at least 512; 512 without an OPT record), which it returns in any
+// case, for the caller to truncate a slower answer to; 512 for a message
+// that is not a well-formed query. The message is read once for both.
+func (r *Resolver) AppendCachedUDP(dst, msg []byte) ([]byte, int, bool) {
+	return r.appendCached(dst, msg, 0, true)
+}
+
+// appendCached is AppendCached, with maxLen the asker's UDP size when udp
+// is set; it returns that size too.
+func (r *Resolver) appendCached(dst, msg []byte, maxLen int, udp bool) ([]byte, int, bool) {
 	key, _ := r.keyBuffers.Get().(*keyBuffer)
 	if key == nil {
 		key = new(keyBuffer)
 	}
 	defer r.keyBuffers.Put(key)
 	q := query{keyBytes: key[:0]} // never grows: questionName caps names at 255 bytes
-	if parseQuery(msg, &q) != nil || q.qdcount != 1 || q.opcode != dns.OpcodeQuery ||
+	if parseQuery(msg, &q) != nil {
+		return dst, dns.MinMsgSize, false
+	}
+	size := q.udpSize()
+	if udp {
+		maxLen = size
+	}
+	if r.cache == nil || q.qdcount != 1 || q.opcode != dns.OpcodeQuery ||
 		(q.edns && q.version != 0) || q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR {
-		return dst, false
+		return dst, size, false
 	}
 	now := r.now()
 	e := r.cache.Get(q.keyBytes, now)
 	if e == nil || !e.Fresh(now) {
-		return dst, false
+		return dst, size, false
 	}
 	out := appendAnswer(dst, &q, msg, e, now, false)
 	if len(out)-len(dst) > maxLen {
-		return out[:len(dst)], false
+		return out[:len(dst)], size, false
 	}
 	r.maybePrefetch(&q, msg, e, now)
-	return out, true
-}
-
-// UDPSize is the most a UDP asker of the query msg takes (RFC 6891 §6.2.5):
-// its EDNS payload size, at least 512; 512 when it has no OPT record or
-// cannot be read.
-func UDPSize(msg []byte) int {
-	if len(msg) < 12 || binary.BigEndian.Uint16(msg[10:]) == 0 {
-		return dns.MinMsgSize
-	}
-	off := 12
-	for range binary.BigEndian.Uint16(msg[4:]) {
-		end, err := questionName(msg, off)
-		if err != nil {
-			return dns.MinMsgSize
-		}
-		off = end + 4
-	}
-	anns := int(binary.BigEndian.Uint16(msg[6:])) + int(binary.BigEndian.Uint16(msg[8:]))
-	for i := range anns + int(binary.BigEndian.Uint16(msg[10:])) {
-		start := off
-		end, rdata, err := skipRR(msg, off)
-		if err != nil {
-			return dns.MinMsgSize
-		}
-		if i >= anns && msg[start] == 0 && binary.BigEndian.Uint16(msg[start+1:]) == dns.TypeOPT {
-			return max(int(binary.BigEndian.Uint16(msg[rdata-8:])), dns.MinMsgSize)
-		}
-		off = end
-	}
-	return dns.MinMsgSize
+	return out, size, true
 }

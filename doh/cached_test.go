@@ -144,7 +144,10 @@ func TestAppendCachedDeclines(t *testing.T) {
 	}
 }
 
-func TestUDPSize(t *testing.T) {
+// AppendCachedUDP reports the asker's UDP size for hits and misses alike.
+func TestAppendCachedUDPSize(t *testing.T) {
+	up := newTestUpstream(t)
+	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
 	q := func(f func(m *dns.Msg)) []byte { return packModified(t, f) }
 	tests := []struct {
 		name string
@@ -166,7 +169,7 @@ func TestUDPSize(t *testing.T) {
 		{"cut", q(func(m *dns.Msg) { m.SetEdns0(1232, false) })[:20], 512},
 	}
 	for _, tt := range tests {
-		if got := UDPSize(tt.msg); got != tt.want {
+		if _, got, _ := r.AppendCachedUDP(nil, tt.msg); got != tt.want {
 			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
 		}
 	}
@@ -207,8 +210,8 @@ func FuzzAppendCached(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		if size := UDPSize(msg); size < dns.MinMsgSize || size > MaxMessageSize {
-			t.Fatalf("UDPSize %d", size)
+		if out, size, ok := r.AppendCachedUDP([]byte("dst"), msg); size < dns.MinMsgSize || size > MaxMessageSize || string(out[:3]) != "dst" || ok && len(out)-3 > size {
+			t.Fatalf("AppendCachedUDP: size %d, %d bytes out, %v", size, len(out), ok)
 		}
 		out, ok := r.AppendCached([]byte("dst"), msg, MaxMessageSize)
 		if string(out[:3]) != "dst" || !ok && len(out) != 3 {

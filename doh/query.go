@@ -29,6 +29,7 @@ type query struct {
 	qclass  uint16
 
 	edns     bool
+	udp      uint16 // the OPT record's UDP payload size
 	do       bool
 	version  uint8
 	padded   bool // the query carried an EDNS Padding option (RFC 8467)
@@ -107,9 +108,19 @@ func parseQuery(msg []byte, q *query) error {
 	return nil
 }
 
+// udpSize is the most a UDP asker of q takes (RFC 6891 §6.2.5): its EDNS
+// payload size, at least 512; 512 without an OPT record.
+func (q *query) udpSize() int {
+	if !q.edns {
+		return dns.MinMsgSize
+	}
+	return max(int(q.udp), dns.MinMsgSize)
+}
+
 // parseOPT reads an OPT record from its type field on.
 func (q *query) parseOPT(rr []byte) error {
 	q.edns = true
+	q.udp = binary.BigEndian.Uint16(rr[2:])
 	q.version = rr[5]
 	q.do = rr[6]&0x80 != 0
 	opts := rr[10:]
