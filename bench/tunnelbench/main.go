@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 )
 
 func main() {
@@ -35,4 +36,20 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: tunnelbench server|source|delay|digest|get|ttfb|idle [flags]")
 	os.Exit(2)
+}
+
+// startCPUProfile writes a CPU profile to path ("" for none) until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

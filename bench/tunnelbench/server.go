@@ -41,14 +41,11 @@ func cmdServer(args []string) error {
 	if *memRate > 0 {
 		runtime.MemProfileRate = *memRate
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 
 	certPEM, keyPEM, err := selfsigned.Generate("localhost", "127.0.0.1")
 	if err != nil {
