@@ -10,11 +10,13 @@ import (
 )
 
 // tunnelConn is what the tunnel's Dialer returns: a connection that can
-// half-close and can wait for the server's answer to its CONNECT.
+// half-close, can wait for the server's answer to its CONNECT, and can
+// hand the relay what it received without a copy (copybuf.Chunker).
 type tunnelConn interface {
 	net.Conn
 	CloseWrite() error
 	Established(ctx context.Context) error
+	CopyChunks(dst func([]byte) error) (int64, error)
 }
 
 // dial is the proxies' DialFunc: the tunnel's, with refusals that name

@@ -2,10 +2,13 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/porta443/porta/internal/copybuf"
 )
 
 // tunnelConn is a tunneled TCP connection. Its CONNECT is sent lazily,
@@ -57,13 +60,36 @@ func (c *tunnelConn) Read(p []byte) (int, error) {
 		return 0, c.opErr("read", err)
 	}
 	if err := st.response(); err != nil {
-		if h2, ok := st.(*h2ClientStream); ok && h2.timedOut.Load() {
-			err = errTimeout
-		}
 		return 0, c.opErr("read", err)
 	}
 	n, err := st.Read(p)
 	if err != nil && err != io.EOF {
+		err = c.opErr("read", err)
+	}
+	return n, err
+}
+
+// CopyChunks is Read for copybuf.Copy: over HTTP/2 the data goes to dst
+// from the chunks it was received into. Other streams answer
+// errors.ErrUnsupported before reading anything.
+func (c *tunnelConn) CopyChunks(dst func([]byte) error) (int64, error) {
+	st, err := c.stream()
+	if err != nil {
+		return 0, c.opErr("read", err)
+	}
+	cs, ok := st.(copybuf.Chunker)
+	if !ok {
+		return 0, errors.ErrUnsupported
+	}
+	if err := st.response(); err != nil {
+		return 0, c.opErr("read", err)
+	}
+	var dstErr error
+	n, err := cs.CopyChunks(func(p []byte) error {
+		dstErr = dst(p)
+		return dstErr
+	})
+	if err != nil && err != dstErr {
 		err = c.opErr("read", err)
 	}
 	return n, err

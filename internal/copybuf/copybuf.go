@@ -6,6 +6,7 @@
 package copybuf
 
 import (
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -42,11 +43,38 @@ func (p *Pool) Put(b *[]byte) {
 // Lent is how many buffers are out now.
 func (p *Pool) Lent() int64 { return p.lent.Load() }
 
+// Chunker is a reader that holds what it has read in buffers of its own
+// (the tunnel's HTTP/2 streams): it passes them to dst as they are rather
+// than have Copy copy them into another buffer first.
+type Chunker interface {
+	// CopyChunks calls dst with each chunk of data, in order, until EOF
+	// (then nil) or an error, like Copy. It returns errors.ErrUnsupported,
+	// having read nothing, when it cannot; Copy then reads as usual.
+	CopyChunks(dst func([]byte) error) (int64, error)
+}
+
 // Copy copies src to dst until src's EOF (then nil) or an error. It reads
 // into a Small buffer, borrows a Large one from pool after a read that
 // fills the small one, and gives it back after a read of less than Small.
 // onChunk, if set, sees the size of each chunk after dst took it.
+//
+// A src that is a Chunker copies from its own buffers instead, unless it
+// answers errors.ErrUnsupported.
 func Copy(dst func([]byte) error, src io.Reader, pool *Pool, onChunk func(int)) (int64, error) {
+	if c, ok := src.(Chunker); ok {
+		n, err := c.CopyChunks(func(p []byte) error {
+			if err := dst(p); err != nil {
+				return err
+			}
+			if onChunk != nil {
+				onChunk(len(p))
+			}
+			return nil
+		})
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return n, err
+		}
+	}
 	small := make([]byte, Small)
 	var big *[]byte
 	defer func() {

@@ -1,0 +1,171 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/porta443/porta/internal/copybuf"
+)
+
+// sourceTarget writes size bytes of a seeded stream, in writes of sizes
+// that vary from 1 byte to 300 KiB, now and then a trickle of small ones
+// with pauses between them, and closes: frames of every size reach the
+// client, some while its reader waits, some while it is busy.
+func sourceTarget(t testing.TB, size int) (addr string, digest [32]byte) {
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{1}).Read(data)
+	addr = serveTarget(t, func(c *net.TCPConn) {
+		defer c.Close()
+		sizes := rand.New(rand.NewPCG(1, 2))
+		for p := data; len(p) > 0; {
+			n := min(len(p), 1+sizes.IntN(300<<10))
+			if sizes.IntN(8) == 0 {
+				for range 20 {
+					n := min(len(p), 1+sizes.IntN(2000))
+					if _, err := c.Write(p[:n]); err != nil {
+						return
+					}
+					p = p[n:]
+					time.Sleep(100 * time.Microsecond)
+				}
+				continue
+			}
+			if _, err := c.Write(p[:n]); err != nil {
+				return
+			}
+			p = p[n:]
+		}
+	})
+	return addr, sha256.Sum256(data)
+}
+
+// pausingWriter hashes what it is given and now and then stops for a
+// moment, so that data queues up in the stream behind it.
+type pausingWriter struct {
+	h interface {
+		io.Writer
+		Sum([]byte) []byte
+	}
+	n int
+}
+
+func (w *pausingWriter) write(p []byte) error {
+	w.h.Write(p)
+	w.n++
+	if w.n%5 == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// Every byte arrives in order whichever way it is read: copybuf.Copy
+// (which takes the chunks of an HTTP/2 stream as they are) with a consumer
+// that pauses, and Read with buffers from 1 byte to 300 KiB.
+func TestDownloadPaths(t *testing.T) {
+	run(t, func(t *testing.T, mode string) {
+		if mode == "h1" {
+			t.Skip("the Dialer speaks h2 and h3")
+		}
+		const size = 24 << 20
+		target, want := sourceTarget(t, size)
+		d := newDialer(t, newTunnelServer(t, HandlerConfig{AllowPrivate: true}), mode, testUser, testToken)
+
+		t.Run("Copy", func(t *testing.T) {
+			c, err := d.DialContext(context.Background(), "tcp", target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			w := &pausingWriter{h: sha256.New()}
+			var pool copybuf.Pool
+			n, err := copybuf.Copy(w.write, c, &pool, nil)
+			if err != nil || n != size {
+				t.Fatalf("copied %d bytes, %v; want %d", n, err, size)
+			}
+			if [32]byte(w.h.Sum(nil)) != want {
+				t.Fatal("the bytes differ")
+			}
+		})
+		t.Run("Read", func(t *testing.T) {
+			c, err := d.DialContext(context.Background(), "tcp", target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			h := sha256.New()
+			sizes := []int{1, 100, 64 << 10, 300 << 10, 7}
+			buf := make([]byte, 300<<10)
+			total := 0
+			for i := 0; ; i++ {
+				n, err := c.Read(buf[:sizes[i%len(sizes)]])
+				h.Write(buf[:n])
+				total += n
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %d bytes: %v", total, err)
+				}
+				if i%9 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if total != size || [32]byte(h.Sum(nil)) != want {
+				t.Fatalf("read %d bytes (want %d), digest match %v", total, size, [32]byte(h.Sum(nil)) == want)
+			}
+		})
+	})
+}
+
+// Streams closed with data still queued give it back to the connection's
+// window: with small windows, a leak would stall the connection long
+// before the last download.
+func TestH2ClosedStreamsReturnTheWindow(t *testing.T) {
+	target, want := sourceTarget(t, 2<<20)
+	ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
+	cfg := ClientHTTP2Config()
+	cfg.MaxReceiveBufferPerStream = 256 << 10
+	cfg.MaxReceiveBufferPerConnection = 512 << 10
+	d, err := NewDialer(DialerConfig{
+		Servers:   []string{"https://" + testUser + ":" + testToken + "@" + ts.addr},
+		RootCAs:   ts.cert.Pool,
+		Transport: "h2",
+		HTTP2:     cfg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 12 {
+		c, err := d.DialContext(ctx, "tcp", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Take a little, let the window fill, drop the rest.
+		if _, err := io.ReadFull(c, make([]byte, 1000)); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		c.Close()
+	}
+	c, err := d.DialContext(ctx, "tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	h := sha256.New()
+	if _, err := io.Copy(h, c); err != nil {
+		t.Fatalf("last download: %v", err)
+	}
+	if [32]byte(h.Sum(nil)) != want {
+		t.Fatal("the bytes differ")
+	}
+}
