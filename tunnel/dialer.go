@@ -25,8 +25,9 @@ type Dialer struct {
 	cancel context.CancelFunc
 
 	mu         sync.Mutex
-	sessions   []session     // live ones first; the first is the preferred
-	connecting chan struct{} // closed when the running connect ends
+	sessions   []session            // live ones first; the first is the preferred
+	draining   map[session]struct{} // no new streams (GOAWAY, dead), closed once their streams end
+	connecting chan struct{}        // closed when the running connect ends
 	connErr    error
 	closed     bool
 	wg         sync.WaitGroup // connects and conns in flight
@@ -88,7 +89,10 @@ func (d *Dialer) Close() error {
 	d.mu.Lock()
 	d.closed = true
 	ss := d.sessions
-	d.sessions = nil
+	for s := range d.draining {
+		ss = append(ss, s)
+	}
+	d.sessions, d.draining = nil, nil
 	d.mu.Unlock()
 	d.cancel()
 	var errs []error
@@ -117,8 +121,16 @@ func (d *Dialer) session(ctx context.Context) (session, error) {
 				live = append(live, s)
 				continue
 			}
-			d.wg.Add(1)
-			go func() { defer d.wg.Done(); s.close() }() // its streams end with it
+			// A server going away (GOAWAY) still finishes the streams it
+			// has: the session is closed when the last of them ends.
+			if s.inUse() > 0 {
+				if d.draining == nil {
+					d.draining = make(map[session]struct{})
+				}
+				d.draining[s] = struct{}{}
+				continue
+			}
+			d.closeSession(s)
 		}
 		clear(d.sessions[len(live):])
 		d.sessions = live
@@ -157,17 +169,30 @@ func (d *Dialer) release(s session) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s.release()
-	if s.inUse() != 0 || len(d.sessions) < 2 || d.sessions[0] == s {
+	if s.inUse() != 0 {
+		return
+	}
+	if _, ok := d.draining[s]; ok {
+		delete(d.draining, s)
+		d.closeSession(s)
+		return
+	}
+	if len(d.sessions) < 2 || d.sessions[0] == s {
 		return
 	}
 	for i, x := range d.sessions {
 		if x == s {
 			d.sessions = append(d.sessions[:i], d.sessions[i+1:]...)
-			d.wg.Add(1)
-			go func() { defer d.wg.Done(); s.close() }()
+			d.closeSession(s)
 			return
 		}
 	}
+}
+
+// closeSession closes s on a goroutine of the Dialer's; d.mu is held.
+func (d *Dialer) closeSession(s session) {
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); s.close() }()
 }
 
 // connect tries the servers in order, skipping those in backoff (unless

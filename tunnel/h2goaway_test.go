@@ -1,0 +1,76 @@
+package tunnel
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// A server that shuts down gracefully (GOAWAY) finishes the tunnels it
+// has: the Dialer stops opening streams on that connection but does not
+// cut the ones in flight, not even when a new dial finds the server gone.
+func TestH2GoAwayLetsStreamsFinish(t *testing.T) {
+	half := make([]byte, 1<<20)
+	rand.NewChaCha8([32]byte{2}).Read(half)
+	release := make(chan struct{})
+	target := serveTarget(t, func(c *net.TCPConn) {
+		defer c.Close()
+		c.Write(half)
+		<-release
+		c.Write(half)
+	})
+	var hs *http.Server
+	h, err := NewHandler(HandlerConfig{AllowPrivate: true, Users: testUsers(t), Next: newWebsite(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServerOpts(t, h, serverOpts{configure: func(s *http.Server) { hs = s }})
+	d := newDialer(t, ts, "h2", testUser, testToken)
+	c, err := d.DialContext(context.Background(), "tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make([]byte, 2<<20)
+	if _, err := io.ReadFull(c, got[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		shut <- hs.Shutdown(ctx)
+	}()
+	waitFor(t, "the GOAWAY", 5*time.Second, func() bool { return d.Protocol() == "" })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if extra, err := d.DialContext(ctx, "tcp", target); err == nil {
+		// The listener is closed: a new connection cannot be made.
+		_, err = extra.Write([]byte("x"))
+		extra.Close()
+		if err == nil {
+			t.Error("a new tunnel worked after the server went away")
+		}
+	}
+
+	close(release)
+	if _, err := io.ReadFull(c, got[1<<20:]); err != nil {
+		t.Fatalf("the stream in flight: %v", err)
+	}
+	if !bytes.Equal(got[:1<<20], half) || !bytes.Equal(got[1<<20:], half) {
+		t.Fatal("the bytes differ")
+	}
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the data: %d, %v; want EOF", n, err)
+	}
+	c.Close()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
