@@ -81,6 +81,9 @@ func (r *Resolver) maybePrefetch(q *query, msg []byte, e *cache.Entry, now time.
 		return
 	}
 	if e.Hit() >= 2 && e.ClaimPrefetch() {
-		r.join(q, msg) // when busy or closed, no prefetch
+		// When busy or closed, no prefetch.
+		if f, fresh, _ := r.join(q, msg); fresh {
+			r.goLaunch(f)
+		}
 	}
 }

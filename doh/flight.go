@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,23 +14,35 @@ import (
 
 // flight is one upstream resolution that every identical query waits for.
 type flight struct {
-	ctx     context.Context // bounds the flight by Timeout; canceled by Close
-	cancel  context.CancelFunc
+	r       *Resolver
+	key     string
+	up      []byte     // the query for the upstreams, ID 0
+	start   time.Time  // Timeout runs from here
+	order   []*tracked // the upstreams, in the order they are tried
+	try     udpTry     // the first try, when order[0] is a UDP upstream
 	done    chan struct{}
 	e       *cache.Entry // set before done is closed; never nil then
 	failed  bool         // the upstreams failed or answered SERVFAIL
 	waiters atomic.Int32 // queries waiting, for tests to see coalescing
+
+	mu       sync.Mutex
+	sent     bool               // try is on a socket
+	cancel   context.CancelFunc // fly's, once it runs
+	canceled bool               // by Close
 }
 
 // resolve waits for the flight of q's key and returns its answer; or stale,
 // when there is one and the flight fails or takes longer than StaleAfter.
 func (r *Resolver) resolve(ctx context.Context, q *query, msg []byte, stale *cache.Entry) (*cache.Entry, bool, error) {
-	f, err := r.join(q, msg)
+	f, fresh, err := r.join(q, msg)
 	if err != nil {
 		if errors.Is(err, errBusy) && stale != nil {
 			return stale, true, nil
 		}
 		return nil, false, err
+	}
+	if fresh {
+		r.goLaunch(f)
 	}
 	f.waiters.Add(1)
 	var timeout <-chan time.Time
@@ -54,45 +67,127 @@ func (r *Resolver) resolve(ctx context.Context, q *query, msg []byte, stale *cac
 // errBusy is join's answer when MaxFlights are in the air already.
 var errBusy = errors.New("doh: too many queries in flight")
 
-// join returns the flight for q's key, starting it if there is none;
-// ErrClosed once the Resolver is closed, errBusy when starting one would
-// pass MaxFlights.
-func (r *Resolver) join(q *query, msg []byte) (*flight, error) {
+// join returns the flight for q's key, and true when it made it, for the
+// caller to launch; ErrClosed once the Resolver is closed, errBusy when
+// making one would pass MaxFlights.
+func (r *Resolver) join(q *query, msg []byte) (*flight, bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	if f := r.flights[string(q.keyBytes)]; f != nil {
-		return f, nil
+		return f, false, nil
 	}
 	if len(r.flights) >= r.maxFlights {
-		return nil, errBusy
+		return nil, false, errBusy
 	}
 	// A fresh query: RD, AD (RFC 6840 §5.7), the client's CD, and an OPT
 	// record with only the DO bit: no Client Subnet, no cookies, no padding.
+	// Room for it twice: the UDP try's copy carries an ID.
 	qlen := len(q.name) + 4
-	up := make([]byte, 0, 12+qlen+11)
+	n := 12 + qlen + 11
+	up := make([]byte, 0, 2*n)
 	up = append(up, 0, 0, 0x01, 0x20|b2u8(q.cd)<<4, 0, 1, 0, 0, 0, 0, 0, 1)
 	up = append(up, msg[q.nameOff:q.nameOff+qlen]...)
 	up = append(up, 0, 0, 41, ednsSize>>8, ednsSize&0xFF, 0, 0, b2u8(q.do)<<7, 0, 0, 0)
-	f := &flight{done: make(chan struct{})}
-	// Not derived from a context of the Resolver's: every flight would
-	// take that context's lock twice to join and leave its children, a
-	// contended lock under load. Close cancels the flights in r.flights.
-	f.ctx, f.cancel = context.WithTimeout(context.Background(), r.timeout)
-	key := string(q.keyBytes)
-	r.flights[key] = f
+	f := &flight{r: r, key: string(q.keyBytes), up: up[:n:n], done: make(chan struct{})}
+	f.try.msg = up[n:n]
+	r.flights[f.key] = f
 	r.wg.Add(1)
-	go r.fly(key, f, up)
-	return f, nil
+	return f, true, nil
 }
 
-// fly asks the upstreams, caches what can be cached and ends the flight.
-func (r *Resolver) fly(key string, f *flight, up []byte) {
+// launch sends f's query to the first upstream. When that is a UDP one,
+// its socket's reader ends the flight on a good answer, without a
+// goroutine, a context or a timer of the flight's own; anything else goes
+// on in fly, as every flight to another kind of upstream does.
+func (r *Resolver) launch(f *flight) {
+	f.start = time.Now()
+	f.order = r.ups.order(f.start)
+	u, ok := f.order[0].upstream.(*udpUpstream)
+	if !ok {
+		go r.fly(f, nil)
+		return
+	}
+	f.try.u, f.try.a = u, f
+	// Not bounded by a context of the Resolver's: every flight would take
+	// that context's lock twice to join and leave its children, a
+	// contended lock under load. Close stops the flights in r.flights.
+	u.send(context.Background(), &f.try, f.up, f.start.Add(r.timeout))
+	f.mu.Lock()
+	f.sent = true
+	canceled := f.canceled
+	f.mu.Unlock()
+	if canceled {
+		f.try.stop(context.Canceled)
+	}
+}
+
+// goLaunch launches f on a goroutine of its own, which ends when the
+// query is sent: a handler's goroutine has a deep stack already, and
+// grows it (a copy of the whole stack) to make the system call.
+func (r *Resolver) goLaunch(f *flight) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.launch(f)
+	}()
+}
+
+// stop cancels f for Close: its UDP try, or fly's context.
+func (f *flight) stop() {
+	f.mu.Lock()
+	f.canceled = true
+	sent, cancel := f.sent, f.cancel
+	f.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	} else if sent {
+		f.try.stop(context.Canceled)
+	}
+}
+
+// answer is the UDP try's answer, on its socket's reader goroutine: one
+// that upstreams.exchange would take at once ends the flight here;
+// anything else goes on in fly.
+func (f *flight) answer(resp []byte) {
+	resp[0], resp[1] = f.up[0], f.up[1] // the ID exchangeUDP would give it
+	if resp[2]&0x02 == 0 && checkReply(f.up, resp) == nil {
+		if rcode := resp[3] & 0x0F; rcode != dns.RcodeServerFailure && rcode != dns.RcodeRefused {
+			f.order[0].succeeded(time.Since(f.try.start))
+			f.r.land(f, resp, nil)
+			return
+		}
+	}
+	go f.r.fly(f, &firstTry{start: f.try.start, udpResult: udpResult{r: append([]byte(nil), resp...)}})
+}
+
+// fail is the end of a UDP try without an answer.
+func (f *flight) fail(err error) {
+	go f.r.fly(f, &firstTry{start: f.try.start, udpResult: udpResult{err: err}})
+}
+
+// fly asks the upstreams, after the first try over UDP when there was one,
+// and lands the flight.
+func (r *Resolver) fly(f *flight, first *firstTry) {
+	ctx, cancel := context.WithDeadline(context.Background(), f.start.Add(r.timeout))
+	f.mu.Lock()
+	f.cancel = cancel
+	if f.canceled {
+		cancel()
+	}
+	f.mu.Unlock()
+	resp, err := r.ups.exchange(ctx, f.up, f.order, first)
+	cancel()
+	r.land(f, resp, err)
+}
+
+// land caches what can be cached of the upstreams' answer and ends the
+// flight.
+func (r *Resolver) land(f *flight, resp []byte, err error) {
 	defer r.wg.Done()
-	resp, err := r.ups.exchange(f.ctx, up)
-	f.cancel()
+	up := f.up
 	var e *cache.Entry
 	if err == nil {
 		e, err = cache.ParseEntry(resp, r.maxTTL, r.now())
@@ -108,10 +203,10 @@ func (r *Resolver) fly(key string, f *flight, up []byte) {
 		f.failed = true
 	}
 	if r.cache != nil && !f.failed {
-		r.cache.Put([]byte(key), e)
+		r.cache.Put([]byte(f.key), e)
 	}
 	r.mu.Lock()
-	delete(r.flights, key)
+	delete(r.flights, f.key)
 	r.mu.Unlock()
 	f.e = e
 	close(f.done)

@@ -168,7 +168,7 @@ func (r *Resolver) Close() error {
 	r.mu.Lock()
 	r.closed = true
 	for _, f := range r.flights {
-		f.cancel()
+		f.stop()
 	}
 	r.mu.Unlock()
 	r.wg.Wait()

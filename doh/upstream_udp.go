@@ -44,10 +44,37 @@ type udpUpstream struct {
 type udpSocket struct {
 	conn    net.Conn
 	mu      sync.Mutex
-	pending map[uint16]chan []byte
+	pending map[uint16]*udpTry
 	uses    int
 	retired bool // takes no new queries; closes when pending drains
 	dead    bool
+}
+
+// An asker is told how a udpTry ended, exactly once: answer runs on the
+// socket's reader goroutine with the answer, which carries the try's ID
+// and is the reader's buffer, valid only during the call; fail runs on
+// any goroutine, with no lock held.
+type asker interface {
+	answer(r []byte)
+	fail(err error)
+}
+
+// udpTry is one query on a socket, sent without waiting: its timer resends
+// it (same ID) after an interval from the measured round-trip time,
+// doubling, until the attempt times out, so that a lost datagram costs a
+// resend rather than the whole attempt (RFC 1536 §1), and a late answer
+// to the first send still counts.
+type udpTry struct {
+	u        *udpUpstream
+	a        asker
+	msg      []byte // the query with the try's ID; its capacity is reused
+	s        *udpSocket
+	id       uint16
+	timer    *time.Timer
+	start    time.Time
+	deadline time.Time     // of the attempt, or the caller's if sooner
+	wait     time.Duration // until the next resend
+	resent   bool          // set under s.mu
 }
 
 func newUDPUpstream(addr string, timeout time.Duration) *udpUpstream {
@@ -61,6 +88,13 @@ func newUDPUpstream(addr string, timeout time.Duration) *udpUpstream {
 
 func (u *udpUpstream) exchange(ctx context.Context, q []byte) ([]byte, error) {
 	r, err := u.exchangeUDP(ctx, q)
+	return u.after(ctx, q, r, err)
+}
+
+// after is the end of exchange, given what the UDP try brought: the answer
+// or the error with the upstream's name, or the answer over TCP when the
+// one over UDP was truncated.
+func (u *udpUpstream) after(ctx context.Context, q, r []byte, err error) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", u, err)
 	}
@@ -70,58 +104,108 @@ func (u *udpUpstream) exchange(ctx context.Context, q []byte) ([]byte, error) {
 	return r, nil
 }
 
+// udpResult is a try's outcome for exchangeUDP.
+type udpResult struct {
+	r   []byte
+	err error
+}
+
+// chanAsker hands a try's outcome to exchangeUDP; its buffer of one means
+// it never blocks.
+type chanAsker chan udpResult
+
+func (c chanAsker) answer(r []byte) { c <- udpResult{r: append([]byte(nil), r...)} }
+func (c chanAsker) fail(err error)  { c <- udpResult{err: err} }
+
 func (u *udpUpstream) exchangeUDP(ctx context.Context, q []byte) ([]byte, error) {
-	s, id, ch, err := u.socket(ctx)
-	if err != nil {
-		return nil, err
-	}
-	msg := make([]byte, len(q))
-	copy(msg, q)
-	binary.BigEndian.PutUint16(msg, id)
-	if _, err := s.conn.Write(msg); err != nil {
-		u.done(s, id)
-		return nil, err
-	}
-	// Resend (same ID) after an interval from the measured round-trip
-	// time, doubling, until the attempt times out: a lost datagram costs
-	// a resend rather than the whole attempt (RFC 1536 §1), and a late
-	// answer to the first send still counts.
-	start := time.Now()
-	deadline := start.Add(u.timeout)
-	wait := u.resendAfter()
-	timer := time.NewTimer(min(wait, u.timeout))
-	defer timer.Stop()
-	resent := false
-	for {
-		select {
-		case r, ok := <-ch:
-			u.done(s, id)
-			if !ok {
-				return nil, errors.New("socket failed")
-			}
-			if !resent { // Karn: only unambiguous samples
-				u.measured(time.Since(start))
-			}
-			binary.BigEndian.PutUint16(r, binary.BigEndian.Uint16(q)) // the caller's ID
-			return r, nil
-		case <-timer.C:
-			left := time.Until(deadline)
-			if left <= 0 {
-				u.done(s, id)
-				return nil, context.DeadlineExceeded
-			}
-			if _, err := s.conn.Write(msg); err != nil {
-				u.done(s, id)
-				return nil, err
-			}
-			resent = true
-			wait *= 2
-			timer.Reset(min(wait, left))
-		case <-ctx.Done():
-			u.done(s, id)
-			return nil, ctx.Err()
+	ch := make(chan udpResult, 1)
+	t := &udpTry{u: u, a: chanAsker(ch)}
+	limit, _ := ctx.Deadline()
+	u.send(ctx, t, q, limit)
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			return nil, res.err
 		}
+		binary.BigEndian.PutUint16(res.r, binary.BigEndian.Uint16(q)) // the caller's ID
+		return res.r, nil
+	case <-ctx.Done():
+		t.stop(ctx.Err())
+		return nil, ctx.Err()
 	}
+}
+
+// send sends q in t, for at most the attempt timeout or until limit (if
+// not zero), and tells t.a how it ends.
+func (u *udpUpstream) send(ctx context.Context, t *udpTry, q []byte, limit time.Time) {
+	t.msg = append(t.msg[:0], q...)
+	t.start = time.Now()
+	t.deadline = t.start.Add(u.timeout)
+	if !limit.IsZero() && limit.Before(t.deadline) {
+		t.deadline = limit
+	}
+	t.wait = u.resendAfter()
+	if err := u.socket(ctx, t); err != nil {
+		t.a.fail(err)
+		return
+	}
+	if _, err := t.s.conn.Write(t.msg); err != nil {
+		t.stop(err)
+	}
+}
+
+// expire is t's timer: it resends t, or ends it when its time is up.
+func (t *udpTry) expire() {
+	s := t.s
+	s.mu.Lock()
+	if s.pending[t.id] != t { // answered or stopped already
+		s.mu.Unlock()
+		return
+	}
+	left := time.Until(t.deadline)
+	if left <= 0 {
+		s.mu.Unlock()
+		t.stop(context.DeadlineExceeded)
+		return
+	}
+	_, err := s.conn.Write(t.msg)
+	if err == nil {
+		t.resent = true
+		t.wait *= 2
+		t.timer.Reset(min(t.wait, left))
+	}
+	s.mu.Unlock()
+	if err != nil {
+		t.stop(err)
+	}
+}
+
+// stop ends t with err unless it has ended already.
+func (t *udpTry) stop(err error) {
+	if t.u.forget(t) {
+		t.timer.Stop()
+		t.a.fail(err)
+	}
+}
+
+// forget takes t off its socket and reports whether it was still there;
+// the last query on a retired socket closes it.
+func (u *udpUpstream) forget(t *udpTry) bool {
+	s := t.s
+	if s == nil { // never sent
+		return false
+	}
+	s.mu.Lock()
+	mine := s.pending[t.id] == t
+	if mine {
+		delete(s.pending, t.id)
+	}
+	closeIt := mine && s.retired && len(s.pending) == 0
+	s.mu.Unlock()
+	if closeIt {
+		s.conn.Close()
+	}
+	return mine
 }
 
 // resendAfter is four smoothed round-trip times, at least 100 ms; the
@@ -143,25 +227,25 @@ func (u *udpUpstream) measured(rtt time.Duration) {
 	u.srtt.Store((7*old + int64(rtt)) / 8)
 }
 
-// socket returns a socket, opening or replacing one as needed, with an
-// unused random ID registered on it for one query.
-func (u *udpUpstream) socket(ctx context.Context) (*udpSocket, uint16, chan []byte, error) {
+// socket registers t, with an unused random ID, on a socket, opening or
+// replacing one as needed, and starts t's timer.
+func (u *udpUpstream) socket(ctx context.Context, t *udpTry) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for {
 		if u.closed {
-			return nil, 0, nil, errUpstreamClosed
+			return errUpstreamClosed
 		}
 		if len(u.socks) < udpSockets {
 			var d net.Dialer
 			conn, err := d.DialContext(ctx, "udp", u.addr)
 			if err != nil {
-				return nil, 0, nil, err
+				return err
 			}
 			if uc, ok := conn.(*net.UDPConn); ok {
 				uc.SetReadBuffer(1 << 20) // bursts of answers; best effort
 			}
-			s := &udpSocket{conn: conn, pending: make(map[uint16]chan []byte)}
+			s := &udpSocket{conn: conn, pending: make(map[uint16]*udpTry)}
 			u.socks = append(u.socks, s)
 			u.all[s] = struct{}{}
 			u.wg.Add(1)
@@ -180,34 +264,26 @@ func (u *udpUpstream) socket(ctx context.Context) (*udpSocket, uint16, chan []by
 			s.retired = true
 			u.socks = append(u.socks[:u.next], u.socks[u.next+1:]...)
 		}
-		id, ch := s.register()
+		s.register(t)
 		s.mu.Unlock()
-		return s, id, ch, nil
+		return nil
 	}
 }
 
-// register picks an unused random ID for a query on s, whose mu is held.
-func (s *udpSocket) register() (uint16, chan []byte) {
-	ch := make(chan []byte, 1)
+// register gives t an unused random ID on s, whose mu is held, and starts
+// its timer: t is complete before the reader can see it.
+func (s *udpSocket) register(t *udpTry) {
 	var b [2]byte
 	for {
 		rand.Read(b[:])
 		id := binary.BigEndian.Uint16(b[:])
 		if _, taken := s.pending[id]; !taken {
-			s.pending[id] = ch
-			return id, ch
+			t.s, t.id = s, id
+			binary.BigEndian.PutUint16(t.msg, id)
+			t.timer = time.AfterFunc(min(t.wait, time.Until(t.deadline)), t.expire)
+			s.pending[id] = t
+			return
 		}
-	}
-}
-
-// done forgets a query; the last query on a retired socket closes it.
-func (u *udpUpstream) done(s *udpSocket, id uint16) {
-	s.mu.Lock()
-	delete(s.pending, id)
-	closeIt := s.retired && len(s.pending) == 0
-	s.mu.Unlock()
-	if closeIt {
-		s.conn.Close()
 	}
 }
 
@@ -233,26 +309,43 @@ func (u *udpUpstream) read(s *udpSocket) {
 			continue
 		}
 		s.mu.Lock()
-		id := binary.BigEndian.Uint16(buf)
-		ch := s.pending[id]
-		delete(s.pending, id)
+		t := s.pending[binary.BigEndian.Uint16(buf)]
+		if t != nil {
+			delete(s.pending, t.id)
+		}
+		closeIt := t != nil && s.retired && len(s.pending) == 0
+		sample := t != nil && !t.resent // Karn: only unambiguous samples
 		s.mu.Unlock()
-		if ch != nil {
-			ch <- append([]byte(nil), buf[:n]...)
+		if sample {
+			u.measured(time.Since(t.start))
+		}
+		if t != nil {
+			t.timer.Stop()
+			t.a.answer(buf[:n])
+		}
+		if closeIt {
+			s.conn.Close()
 		}
 	}
 	s.mu.Lock()
 	s.dead, s.retired = true, true
-	for id, ch := range s.pending {
-		close(ch)
+	var failed []*udpTry
+	for id, t := range s.pending {
+		failed = append(failed, t)
 		delete(s.pending, id)
 	}
 	s.mu.Unlock()
+	for _, t := range failed {
+		t.timer.Stop()
+		t.a.fail(errSocketFailed)
+	}
 	s.conn.Close()
 	u.mu.Lock()
 	delete(u.all, s)
 	u.mu.Unlock()
 }
+
+var errSocketFailed = errors.New("socket failed")
 
 func (u *udpUpstream) close() {
 	u.mu.Lock()

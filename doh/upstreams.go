@@ -29,20 +29,29 @@ type tracked struct {
 // order of health and round-trip time, each for at most AttemptTimeout, going
 // round them twice while ctx lasts. SERVFAIL and REFUSED move on to the
 // next upstream but are returned when no one does better.
-func (us *upstreams) exchange(ctx context.Context, q []byte) ([]byte, error) {
-	order := us.order(time.Now())
+//
+// order is the upstreams in the order to try them, from us.order. first,
+// when not nil, is how a try at order[0] over UDP made before ended.
+func (us *upstreams) exchange(ctx context.Context, q []byte, order []*tracked, first *firstTry) ([]byte, error) {
 	var errs []error
 	var soft []byte
 	for round := 0; round < 2 && soft == nil; round++ {
-		for _, u := range order {
-			if ctx.Err() != nil {
-				return nil, errors.Join(append(errs, ctx.Err())...)
-			}
+		for i, u := range order {
 			// Each upstream bounds its own attempt by AttemptTimeout: a
 			// context per attempt would cost a timer and allocations on
 			// every miss.
 			start := time.Now()
-			r, err := u.exchange(ctx, q)
+			var r []byte
+			var err error
+			if round == 0 && i == 0 && first != nil {
+				start = first.start
+				r, err = u.upstream.(*udpUpstream).after(ctx, q, first.r, first.err)
+			} else {
+				if ctx.Err() != nil {
+					return nil, errors.Join(append(errs, ctx.Err())...)
+				}
+				r, err = u.exchange(ctx, q)
+			}
 			if err == nil {
 				err = checkReply(q, r)
 			}
@@ -63,6 +72,12 @@ func (us *upstreams) exchange(ctx context.Context, q []byte) ([]byte, error) {
 		return soft, nil
 	}
 	return nil, errors.Join(errs...)
+}
+
+// firstTry is how a try at the first upstream over UDP ended.
+type firstTry struct {
+	start time.Time
+	udpResult
 }
 
 // order sorts the upstreams: healthy ones first, fastest first (unmeasured
