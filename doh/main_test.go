@@ -154,6 +154,10 @@ func (u *testUpstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	case "slow":
 		time.Sleep(300 * time.Millisecond)
 		m.Answer = []dns.RR{a("192.0.2.1", ttl)}
+	case "huge": // longer than asked for, untruncated, over UDP too
+		for i := range 300 {
+			m.Answer = append(m.Answer, a(net.IPv4(192, 0, 2+byte(i/256), byte(i)).String(), ttl))
+		}
 	case "trunc":
 		if !overTCP {
 			m.Truncated = true

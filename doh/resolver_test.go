@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -92,6 +93,25 @@ func TestResolverTruncatedRetriesOverTCP(t *testing.T) {
 	}
 	if up.udp.Load() != 1 || up.tcp.Load() != 1 {
 		t.Fatalf("upstream saw %d UDP and %d TCP queries, want 1 and 1", up.udp.Load(), up.tcp.Load())
+	}
+}
+
+// An answer over UDP longer than a Linux reader's slot (an upstream that
+// ignores the EDNS size asked for) is asked again over TCP; elsewhere the
+// reader takes it whole.
+func TestResolverHugeUDPAnswer(t *testing.T) {
+	up := newTestUpstream(t)
+	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
+	resp := exchange(t, r, newQuery("huge.example", dns.TypeA))
+	if resp.Truncated || len(resp.Answer) != 300 {
+		t.Fatalf("truncated %v, %d answers; want the full 300", resp.Truncated, len(resp.Answer))
+	}
+	wantTCP := int64(0)
+	if runtime.GOOS == "linux" {
+		wantTCP = 1
+	}
+	if up.udp.Load() != 1 || up.tcp.Load() != wantTCP {
+		t.Fatalf("upstream saw %d UDP and %d TCP queries, want 1 and %d", up.udp.Load(), up.tcp.Load(), wantTCP)
 	}
 }
 

@@ -37,7 +37,7 @@ type udpUpstream struct {
 	closed bool
 	all    map[*udpSocket]struct{} // every socket not yet closed
 	wg     sync.WaitGroup          // readers
-	bufs   sync.Pool               // of *[MaxMessageSize]byte, the readers' buffers
+	bufs   sync.Pool               // of *udpReadBuf, the readers' buffers
 }
 
 // udpSocket is one connected socket and the queries waiting on it.
@@ -294,22 +294,17 @@ func (u *udpUpstream) read(s *udpSocket) {
 	// Sockets are replaced every udpSocketUses queries; their readers'
 	// buffers are not: 64 KiB each was an eighth of what a cache miss
 	// allocated.
-	b, _ := u.bufs.Get().(*[MaxMessageSize]byte)
+	b, _ := u.bufs.Get().(*udpReadBuf)
 	if b == nil {
-		b = new([MaxMessageSize]byte)
+		b = new(udpReadBuf)
 	}
 	defer u.bufs.Put(b)
-	buf := b[:]
-	for {
-		n, err := s.conn.Read(buf)
-		if err != nil {
-			break
-		}
-		if n < 12 {
-			continue
+	readDatagrams(s.conn, b, func(r []byte) {
+		if len(r) < 12 {
+			return
 		}
 		s.mu.Lock()
-		t := s.pending[binary.BigEndian.Uint16(buf)]
+		t := s.pending[binary.BigEndian.Uint16(r)]
 		if t != nil {
 			delete(s.pending, t.id)
 		}
@@ -321,12 +316,12 @@ func (u *udpUpstream) read(s *udpSocket) {
 		}
 		if t != nil {
 			t.timer.Stop()
-			t.a.answer(buf[:n])
+			t.a.answer(r)
 		}
 		if closeIt {
 			s.conn.Close()
 		}
-	}
+	})
 	s.mu.Lock()
 	s.dead, s.retired = true, true
 	var failed []*udpTry
@@ -343,6 +338,18 @@ func (u *udpUpstream) read(s *udpSocket) {
 	u.mu.Lock()
 	delete(u.all, s)
 	u.mu.Unlock()
+}
+
+// readDatagramsLoop reads datagrams from conn into buf, one per system
+// call, and hands each to handle, until reading fails.
+func readDatagramsLoop(conn net.Conn, buf []byte, handle func([]byte)) error {
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			return err
+		}
+		handle(buf[:n])
+	}
 }
 
 var errSocketFailed = errors.New("socket failed")
