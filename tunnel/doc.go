@@ -27,6 +27,15 @@
 // DialContext returns at once and the CONNECT leaves with the first Write,
 // so a new connection costs one round trip.
 //
+// Over HTTP/2 the Dialer speaks the protocol itself, on x/net/http2's
+// Framer, rather than through net/http's Transport, which copies each
+// received byte into a bufio.Reader, the Framer and a pipe per stream
+// before the reader's own copy. Here a DATA frame is decrypted once, into
+// a waiting Read's buffer or a chunk queued on its stream, and a
+// connection's CopyChunks (used by copybuf.Copy) hands those chunks on as
+// they are. A server that sends GOAWAY gets no new streams, but the
+// streams it has run to their end.
+//
 // Transport "auto" chooses by what it measures, not by fashion: it races
 // HTTP/2 and HTTP/3 to the server and keeps HTTP/2 when that connects
 // within twice HTTP/3's handshake time plus 50 ms, because Go moves several

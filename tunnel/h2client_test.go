@@ -65,60 +65,74 @@ func (w *pausingWriter) write(p []byte) error {
 
 // Every byte arrives in order whichever way it is read: copybuf.Copy
 // (which takes the chunks of an HTTP/2 stream as they are) with a consumer
-// that pauses, and Read with buffers from 1 byte to 300 KiB.
+// that pauses, io.Copy (WriteTo), and Read with buffers from 1 byte to
+// 300 KiB.
 func TestDownloadPaths(t *testing.T) {
-	run(t, func(t *testing.T, mode string) {
-		if mode == "h1" {
-			t.Skip("the Dialer speaks h2 and h3")
-		}
-		const size = 24 << 20
-		target, want := sourceTarget(t, size)
-		d := newDialer(t, newTunnelServer(t, HandlerConfig{AllowPrivate: true}), mode, testUser, testToken)
+	for _, mode := range []string{"h2", "h3"} { // the Dialer's transports
+		t.Run(mode, func(t *testing.T) { testDownloadPaths(t, mode) })
+	}
+}
 
-		t.Run("Copy", func(t *testing.T) {
-			c, err := d.DialContext(context.Background(), "tcp", target)
+func testDownloadPaths(t *testing.T, mode string) {
+	const size = 24 << 20
+	target, want := sourceTarget(t, size)
+	d := newDialer(t, newTunnelServer(t, HandlerConfig{AllowPrivate: true}), mode, testUser, testToken)
+
+	t.Run("Copy", func(t *testing.T) {
+		c, err := d.DialContext(context.Background(), "tcp", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		w := &pausingWriter{h: sha256.New()}
+		var pool copybuf.Pool
+		n, err := copybuf.Copy(w.write, c, &pool, nil)
+		if err != nil || n != size {
+			t.Fatalf("copied %d bytes, %v; want %d", n, err, size)
+		}
+		if [32]byte(w.h.Sum(nil)) != want {
+			t.Fatal("the bytes differ")
+		}
+	})
+	t.Run("io.Copy", func(t *testing.T) { // WriteTo
+		c, err := d.DialContext(context.Background(), "tcp", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		if err != nil || n != size || [32]byte(h.Sum(nil)) != want {
+			t.Fatalf("copied %d bytes (want %d), %v, digest match %v", n, size, err, [32]byte(h.Sum(nil)) == want)
+		}
+	})
+	t.Run("Read", func(t *testing.T) {
+		c, err := d.DialContext(context.Background(), "tcp", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		h := sha256.New()
+		sizes := []int{1, 100, 64 << 10, 300 << 10, 7}
+		buf := make([]byte, 300<<10)
+		total := 0
+		for i := 0; ; i++ {
+			n, err := c.Read(buf[:sizes[i%len(sizes)]])
+			h.Write(buf[:n])
+			total += n
+			if err == io.EOF {
+				break
+			}
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("after %d bytes: %v", total, err)
 			}
-			defer c.Close()
-			w := &pausingWriter{h: sha256.New()}
-			var pool copybuf.Pool
-			n, err := copybuf.Copy(w.write, c, &pool, nil)
-			if err != nil || n != size {
-				t.Fatalf("copied %d bytes, %v; want %d", n, err, size)
+			if i%9 == 0 {
+				time.Sleep(time.Millisecond)
 			}
-			if [32]byte(w.h.Sum(nil)) != want {
-				t.Fatal("the bytes differ")
-			}
-		})
-		t.Run("Read", func(t *testing.T) {
-			c, err := d.DialContext(context.Background(), "tcp", target)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			h := sha256.New()
-			sizes := []int{1, 100, 64 << 10, 300 << 10, 7}
-			buf := make([]byte, 300<<10)
-			total := 0
-			for i := 0; ; i++ {
-				n, err := c.Read(buf[:sizes[i%len(sizes)]])
-				h.Write(buf[:n])
-				total += n
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatalf("after %d bytes: %v", total, err)
-				}
-				if i%9 == 0 {
-					time.Sleep(time.Millisecond)
-				}
-			}
-			if total != size || [32]byte(h.Sum(nil)) != want {
-				t.Fatalf("read %d bytes (want %d), digest match %v", total, size, [32]byte(h.Sum(nil)) == want)
-			}
-		})
+		}
+		if total != size || [32]byte(h.Sum(nil)) != want {
+			t.Fatalf("read %d bytes (want %d), digest match %v", total, size, [32]byte(h.Sum(nil)) == want)
+		}
 	})
 }
 
