@@ -38,7 +38,11 @@ type DialerConfig struct {
 	Transport string
 	// ConnectTimeout bounds connecting to one server. Zero: 10 seconds.
 	ConnectTimeout time.Duration
-	// HTTP2 tunes the HTTP/2 connection. Nil: ClientHTTP2Config().
+	// HTTP2 tunes the HTTP/2 connection. Nil: ClientHTTP2Config(). The
+	// Dialer's own HTTP/2 client reads MaxReadFrameSize,
+	// MaxReceiveBufferPerStream, MaxReceiveBufferPerConnection (zero: 16 KiB,
+	// 4 MiB, 1 GiB), SendPingTimeout (zero: no health check) and
+	// PingTimeout (zero: 15 s); the other fields are for servers.
 	HTTP2 *http.HTTP2Config
 	// QUIC tunes the QUIC connection. Nil: ClientQUICConfig().
 	QUIC *quic.Config
