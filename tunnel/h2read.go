@@ -101,6 +101,10 @@ func (c *h2Conn) handle(f http2.Frame) error {
 	return nil // PRIORITY and unknown frames are ignored (RFC 9113 §5.5)
 }
 
+// errFlowControl fails a stream we reset because the server sent past its
+// window or grew ours past 2^31-1.
+var errFlowControl = errors.New("h2: the server broke flow control; stream reset")
+
 // resetError is a stream the server reset.
 type resetError struct{ code http2.ErrCode }
 
@@ -150,8 +154,7 @@ func (c *h2Conn) readData(fh http2.FrameHeader) error {
 	c.mu.Unlock()
 	if overflow {
 		c.reset(s, http2.ErrCodeFlowControl)
-		err := resetError{http2.ErrCodeFlowControl}
-		s.fail(err, err)
+		s.fail(errFlowControl, errFlowControl)
 		s = nil
 	}
 
@@ -288,8 +291,7 @@ func (c *h2Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	c.mu.Unlock()
 	if overflow {
 		c.reset(s, http2.ErrCodeFlowControl)
-		err := resetError{http2.ErrCodeFlowControl}
-		s.fail(err, err)
+		s.fail(errFlowControl, errFlowControl)
 	}
 	return nil
 }
