@@ -3,7 +3,6 @@ package cache
 import (
 	"hash/maphash"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -29,18 +28,11 @@ type Cache struct {
 
 type shard struct {
 	mu       sync.RWMutex
-	m        map[string]*node
-	queue    []*node // insertion order; queue[head:] are live or replaced
+	m        map[string]*Entry
+	queue    []*Entry // insertion order; queue[head:] are live or replaced
 	head     int
 	bytes    int
 	maxBytes int
-}
-
-type node struct {
-	key      string
-	e        *Entry
-	used     atomic.Bool // set by Get, cleared as the clock hand passes
-	replaced bool        // a newer node holds key; guarded by the shard's mu
 }
 
 // New makes an empty cache.
@@ -51,7 +43,7 @@ func New(cfg Config) *Cache {
 	c := &Cache{seed: maphash.MakeSeed(), staleFor: max(cfg.StaleFor, 0)}
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.m = make(map[string]*node)
+		s.m = make(map[string]*Entry)
 		s.maxBytes = max(cfg.MaxBytes/shardCount, 1)
 	}
 	return c
@@ -66,24 +58,24 @@ func (c *Cache) shard(key []byte) *shard {
 func (c *Cache) Get(key []byte, now time.Time) *Entry {
 	s := c.shard(key)
 	s.mu.RLock()
-	n := s.m[string(key)]
+	e := s.m[string(key)]
 	s.mu.RUnlock()
-	if n == nil {
+	if e == nil {
 		return nil
 	}
-	if now.Sub(n.e.stored) >= time.Duration(n.e.ttl)*time.Second+c.staleFor {
+	if now.Sub(e.stored) >= time.Duration(e.ttl)*time.Second+c.staleFor {
 		s.mu.Lock()
-		if s.m[n.key] == n {
-			delete(s.m, n.key)
-			n.replaced = true // the clock hand will only discount its bytes
+		if s.m[e.key] == e {
+			delete(s.m, e.key)
+			e.replaced = true // the clock hand will only discount its bytes
 		}
 		s.mu.Unlock()
 		return nil
 	}
-	if !n.used.Load() {
-		n.used.Store(true)
+	if !e.used.Load() {
+		e.used.Store(true)
 	}
-	return n.e
+	return e
 }
 
 // Put stores e under key, replacing what was there, and evicts entries
@@ -93,15 +85,19 @@ func (c *Cache) Put(key []byte, e *Entry) {
 	if e.ttl == 0 {
 		return
 	}
+	if !e.held.CompareAndSwap(false, true) {
+		e = e.copyForCache()
+		e.held.Store(true)
+	}
+	e.key = string(key)
 	s := c.shard(key)
-	n := &node{key: string(key), e: e}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.m[n.key]; old != nil {
+	if old := s.m[e.key]; old != nil {
 		old.replaced = true
 	}
-	s.m[n.key] = n
-	s.queue = append(s.queue, n)
+	s.m[e.key] = e
+	s.queue = append(s.queue, e)
 	s.bytes += e.Size()
 	for s.bytes > s.maxBytes && s.head < len(s.queue)-1 {
 		v := s.queue[s.head]
@@ -112,7 +108,7 @@ func (c *Cache) Put(key []byte, e *Entry) {
 			s.queue = append(s.queue, v)
 			continue
 		}
-		s.bytes -= v.e.Size()
+		s.bytes -= v.Size()
 		if !v.replaced {
 			delete(s.m, v.key)
 		}

@@ -15,11 +15,18 @@ const StaleTTL = 30
 
 // Entry is one answer in wire form. Its message has ID 0, no OPT record and
 // original TTLs; AppendTo copies it out with TTLs counted down. An Entry is
-// immutable once made, except for the hit counters the resolver keeps.
+// immutable once made, except for the hit counters the resolver keeps and
+// what a Cache keeps in it.
+//
+// The message and its TTL offsets share one allocation, and the Cache's
+// bookkeeping lives in the Entry itself: a full cache holds hundreds of
+// thousands of entries, and each object and pointer in them is work for
+// every garbage collection (a 1 MiB cache took 8% less CPU per DoH miss
+// than a full 32 MiB one, before).
 type Entry struct {
-	wire   []byte
-	ttls   []uint16 // offsets of every record's TTL field in wire
-	ttl    uint32   // lifetime in seconds, the smallest TTL (RFC 2308 for negative answers)
+	buf    []byte // the message, then its records' TTL offsets, 2 bytes each
+	msgLen int
+	ttl    uint32 // lifetime in seconds, the smallest TTL (RFC 2308 for negative answers)
 	stored time.Time
 
 	// Rcode is the full (possibly extended) response code.
@@ -30,6 +37,30 @@ type Entry struct {
 
 	hits       atomic.Uint32
 	prefetched atomic.Bool
+
+	// Kept by the Cache that holds the entry.
+	held     atomic.Bool // in a cache (an Entry is held by one at most)
+	key      string
+	used     atomic.Bool // set by Get, cleared as the clock hand passes
+	replaced bool        // a newer entry holds key; guarded by the shard's mu
+}
+
+// newEntry makes an Entry of wire (copied) and the offsets of its TTLs.
+func newEntry(wire []byte, ttls []uint16) *Entry {
+	buf := make([]byte, len(wire)+2*len(ttls))
+	copy(buf, wire)
+	for i, off := range ttls {
+		binary.BigEndian.PutUint16(buf[len(wire)+2*i:], off)
+	}
+	return &Entry{buf: buf, msgLen: len(wire)}
+}
+
+func (e *Entry) wire() []byte { return e.buf[:e.msgLen] }
+
+// copyForCache is e again, for a second cache slot: each Entry is held by
+// one at most.
+func (e *Entry) copyForCache() *Entry {
+	return &Entry{buf: e.buf, msgLen: e.msgLen, ttl: e.ttl, stored: e.stored, Rcode: e.Rcode, Options: e.Options}
 }
 
 // NewEntry packs m (which must have no OPT record) into an Entry stored at now.
@@ -50,14 +81,18 @@ func NewEntry(m *dns.Msg, maxTTL uint32, now time.Time) (*Entry, error) {
 	if ttl > maxTTL {
 		ttl = maxTTL
 	}
-	return &Entry{wire: wire, ttls: ttls, ttl: ttl, stored: now, Rcode: m.Rcode}, nil
+	e := newEntry(wire, ttls)
+	e.ttl, e.stored, e.Rcode = ttl, now, m.Rcode
+	return e, nil
 }
 
 // TTL is the entry's lifetime in seconds from when it was stored.
 func (e *Entry) TTL() uint32 { return e.ttl }
 
-// Size is roughly how many bytes the entry holds.
-func (e *Entry) Size() int { return len(e.wire) + 2*len(e.ttls) + len(e.Options) + 128 }
+// Size is roughly how many bytes the entry takes in a Cache: its data, its
+// key, and about 240 bytes of the Entry itself, a map slot and a queue
+// slot (measured: the RSS of a porta server whose cache had filled).
+func (e *Entry) Size() int { return len(e.buf) + len(e.Options) + len(e.key) + 240 }
 
 // Age is the whole seconds since the entry was stored.
 func (e *Entry) Age(now time.Time) uint32 {
@@ -90,10 +125,11 @@ func (e *Entry) Fresh(now time.Time) bool {
 // The message ID is left 0 for the caller to patch.
 func (e *Entry) AppendTo(dst []byte, now time.Time, stale bool) []byte {
 	start := len(dst)
-	dst = append(dst, e.wire...)
+	dst = append(dst, e.wire()...)
 	w := dst[start:]
 	age := e.Age(now)
-	for _, off := range e.ttls {
+	for offs := e.buf[e.msgLen:]; len(offs) >= 2; offs = offs[2:] {
+		off := binary.BigEndian.Uint16(offs)
 		f := w[off : off+4]
 		t := binary.BigEndian.Uint32(f)
 		switch {

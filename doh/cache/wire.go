@@ -39,7 +39,8 @@ func ParseEntry(msg []byte, maxTTL uint32, now time.Time) (*Entry, error) {
 		return nil, err
 	}
 	off += 4
-	ttls := make([]uint16, 0, an+ns+ar)
+	var offsets [32]uint16 // on the stack unless there are more records
+	ttls := offsets[:0]
 	minTTL, negTTL := ^uint32(0), ^uint32(0)
 	optStart, optEnd := -1, -1
 	var options []byte
@@ -94,9 +95,9 @@ func ParseEntry(msg []byte, maxTTL uint32, now time.Time) (*Entry, error) {
 		wire = msg[:optStart]
 		ar--
 	}
-	e := &Entry{wire: make([]byte, len(wire)), ttls: ttls, stored: now, Rcode: extRcode | rcode, Options: options}
-	copy(e.wire, wire)
-	w := e.wire
+	e := newEntry(wire, ttls)
+	e.stored, e.Rcode, e.Options = now, extRcode|rcode, options
+	w := e.buf
 	w[0], w[1] = 0, 0
 	w[2] = w[2]&^0x02 | 0x80 // QR; no TC
 	w[3] = w[3]&^0x4F | 0x80 // RA; no Z; rcode below
