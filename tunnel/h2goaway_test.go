@@ -74,3 +74,38 @@ func TestH2GoAwayLetsStreamsFinish(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// A connection the server closes for idleness (http.Server.IdleTimeout:
+// GOAWAY, then close) is replaced on the next dial, which works: a laptop
+// that sat idle for a while gets its next tunnel without an error.
+func TestH2IdleConnectionReplaced(t *testing.T) {
+	h, err := NewHandler(HandlerConfig{AllowPrivate: true, Users: testUsers(t), Next: newWebsite(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServerOpts(t, h, serverOpts{configure: func(s *http.Server) { s.IdleTimeout = 200 * time.Millisecond }})
+	d := newDialer(t, ts, "h2", testUser, testToken)
+	target := echoTarget(t)
+	echo := func() {
+		t.Helper()
+		c, err := d.DialContext(context.Background(), "tcp", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
+			t.Fatalf("echo: %q, %v", got, err)
+		}
+	}
+	echo()
+	waitFor(t, "the server to close the idle connection", 5*time.Second, func() bool { return d.Protocol() == "" })
+	echo()
+	if p := d.Protocol(); p != "h2" {
+		t.Fatalf("protocol %q after reconnecting", p)
+	}
+}
