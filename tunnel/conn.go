@@ -42,6 +42,15 @@ func (c *tunnelConn) stream() (clientStream, error) {
 	}
 	if c.st == nil && c.startErr == nil {
 		c.st, c.startErr = c.s.open(c.ctx, c.target)
+		if errors.Is(c.startErr, errNotProcessed) {
+			// The connection ended or began to go away after DialContext
+			// chose it, and nothing was sent: once more, on a live one.
+			if s, err := c.d.session(c.ctx); err == nil {
+				c.d.release(c.s)
+				c.s = s
+				c.st, c.startErr = c.s.open(c.ctx, c.target)
+			}
+		}
 		if c.st != nil {
 			if !c.rdl.IsZero() {
 				c.st.SetReadDeadline(c.rdl)
@@ -142,9 +151,9 @@ func (c *tunnelConn) Close() error {
 		return net.ErrClosed
 	}
 	c.closed = true
-	st := c.st
+	st, s := c.st, c.s
 	c.mu.Unlock()
-	c.d.release(c.s)
+	c.d.release(s)
 	if st != nil {
 		return st.Close()
 	}
@@ -164,8 +173,16 @@ type Addr struct {
 func (a Addr) Network() string { return "tunnel+" + a.Proto }
 func (a Addr) String() string  { return a.Host }
 
-func (c *tunnelConn) LocalAddr() net.Addr  { return Addr{Proto: c.s.proto(), Host: "tunnel"} }
-func (c *tunnelConn) RemoteAddr() net.Addr { return Addr{Proto: c.s.proto(), Host: c.target} }
+func (c *tunnelConn) LocalAddr() net.Addr  { return Addr{Proto: c.proto(), Host: "tunnel"} }
+func (c *tunnelConn) RemoteAddr() net.Addr { return Addr{Proto: c.proto(), Host: c.target} }
+
+// proto is the transport of the session the connection is on; opErr calls
+// it only once c.mu is let go.
+func (c *tunnelConn) proto() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.s.proto()
+}
 
 func (c *tunnelConn) SetDeadline(t time.Time) error {
 	c.SetReadDeadline(t)

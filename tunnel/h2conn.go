@@ -243,18 +243,21 @@ func (c *h2Conn) writeData(id uint32, p []byte, end bool) error {
 
 // openStream registers s under the next stream ID and sends its HEADERS
 // (fields, in order), all under the write lock, since the server wants
-// stream IDs in increasing order.
+// stream IDs in increasing order. An error that comes before the HEADERS
+// went out is errNotProcessed: the stream can go on another connection.
 func (c *h2Conn) openStream(s *h2ClientStream, fields []hpack.HeaderField, end bool) error {
-	return c.write(func() error {
+	registered := false
+	err := c.write(func() error {
 		c.mu.Lock()
 		if c.err != nil || c.goAway {
 			err := c.err
 			c.mu.Unlock()
 			if err == nil {
-				err = errors.New("h2: server is going away")
+				err = errors.New("the server is going away")
 			}
 			return errNoWrite{err}
 		}
+		registered = true
 		s.id = c.nextID
 		c.nextID += 2
 		s.outflow = int64(c.peerWindow)
@@ -283,6 +286,14 @@ func (c *h2Conn) openStream(s *h2ClientStream, fields []hpack.HeaderField, end b
 		}
 		return err
 	})
+	if err != nil && !registered {
+		var nw errNoWrite
+		if errors.As(err, &nw) {
+			err = nw.error
+		}
+		return fmt.Errorf("%w: %w", errNotProcessed, err)
+	}
+	return err
 }
 
 // errNoWrite is an error that wrote nothing: the connection stays usable.

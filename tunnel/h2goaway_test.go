@@ -3,10 +3,12 @@ package tunnel
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 )
@@ -107,5 +109,97 @@ func TestH2IdleConnectionReplaced(t *testing.T) {
 	echo()
 	if p := d.Protocol(); p != "h2" {
 		t.Fatalf("protocol %q after reconnecting", p)
+	}
+}
+
+// A tunnel dialed on a connection that began to go away before its
+// CONNECT was sent goes to a live connection instead, here on the next
+// server (the first one's listener is gone), as net/http retries requests
+// a server did not process (RFC 9113 §8.7). A request made after the
+// GOAWAY goes to the live server too. (RoundTrip's own retry, for a
+// GOAWAY that lands between choosing the connection and sending, is the
+// same path as the tunnel's; this test cannot time that window.)
+func TestH2NotProcessedGoesElsewhere(t *testing.T) {
+	serve := func() (*testServer, **http.Server) {
+		var hs *http.Server
+		h, err := NewHandler(HandlerConfig{AllowPrivate: true, Users: testUsers(t), Next: newWebsite(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := newTestServerOpts(t, h, serverOpts{configure: func(s *http.Server) { hs = s }})
+		return ts, &hs
+	}
+	a, aSrv := serve()
+	b, _ := serve()
+	pool := x509.NewCertPool()
+	for _, ts := range []*testServer{a, b} {
+		pem, err := os.ReadFile(ts.cert.CertFile)
+		if err != nil || !pool.AppendCertsFromPEM(pem) {
+			t.Fatalf("certificate of %s: %v", ts.addr, err)
+		}
+	}
+	d, err := NewDialer(DialerConfig{
+		Servers: []string{
+			"https://" + testUser + ":" + testToken + "@" + a.addr,
+			"https://" + testUser + ":" + testToken + "@" + b.addr,
+		},
+		RootCAs:   pool,
+		Transport: "h2",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	target := echoTarget(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// A tunnel in flight keeps the first server's connection open while
+	// it goes away; a second one is dialed but not yet sent.
+	first, err := d.DialContext(ctx, "tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if _, err := first.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(first, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	second, err := d.DialContext(ctx, "tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+a.addr+"/", bytes.NewReader([]byte("body")))
+
+	shut := make(chan error, 1)
+	go func() { shut <- (*aSrv).Shutdown(ctx) }()
+	waitFor(t, "the GOAWAY", 5*time.Second, func() bool { return d.Protocol() == "" })
+
+	second.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := second.Write([]byte("ping")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(second, got); err != nil || string(got) != "ping" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	if ra := second.RemoteAddr().String(); ra != target {
+		t.Fatalf("remote address %s", ra)
+	}
+	resp, err := d.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("RoundTrip: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == 0 {
+		t.Fatal("no status")
+	}
+
+	first.Close()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 }

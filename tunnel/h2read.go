@@ -296,9 +296,13 @@ func (c *h2Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	return nil
 }
 
-// errGoAway fails streams the server will not process: it went away
-// before it saw them.
-var errGoAway = errors.New("h2: server went away before it took the stream")
+// errNotProcessed marks a stream the server did not act on: it never
+// reached the server, or the server's GOAWAY says it was left alone. A
+// request on it may be sent again on another connection (RFC 9113 §8.7).
+var errNotProcessed = errors.New("h2: not processed by the server")
+
+// errGoAway fails the streams a GOAWAY leaves out.
+var errGoAway = fmt.Errorf("%w: it went away before it took the stream", errNotProcessed)
 
 func (c *h2Conn) onGoAway(f *http2.GoAwayFrame) {
 	c.mu.Lock()
