@@ -40,7 +40,7 @@
 // HTTP/2 and HTTP/3 to the server and keeps HTTP/2 when that connects
 // within twice HTTP/3's handshake time plus 50 ms, because Go moves several
 // times more bytes per CPU second over HTTP/2 than over QUIC (measured by
-// bench/tunnel.sh: ~400-580 MB/s against ~175-220 for one stream). It keeps
+// bench/tunnel.sh: ~750-780 MB/s against ~300-310 for one stream). It keeps
 // HTTP/3 when TCP fails (blocked) or is much slower to connect (lossy or
 // throttled), and skips a transport that failed for five minutes.
 package tunnel
