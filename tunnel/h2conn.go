@@ -3,7 +3,6 @@ package tunnel
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -301,90 +300,6 @@ type errNoWrite struct{ error }
 
 func (e errNoWrite) Unwrap() error { return e.error }
 
-// reserve waits until s may send and returns how many of want bytes it may
-// send in one frame now, taken from both send windows.
-func (c *h2Conn) reserve(s *h2ClientStream, want int) (int, error) {
-	for {
-		c.mu.Lock()
-		if c.err != nil {
-			c.mu.Unlock()
-			return 0, c.err
-		}
-		if err := s.writeErr(); err != nil {
-			c.mu.Unlock()
-			return 0, err
-		}
-		n := int64(min(want, c.peerFrame))
-		n = min(n, s.outflow, c.outflow)
-		if n > 0 {
-			s.outflow -= n
-			c.outflow -= n
-			c.mu.Unlock()
-			return int(n), nil
-		}
-		c.blocked[s] = struct{}{}
-		c.mu.Unlock()
-		select {
-		case <-s.wwake:
-		case <-s.wdl.wait():
-			c.mu.Lock()
-			delete(c.blocked, s)
-			c.mu.Unlock()
-			return 0, errTimeout
-		case <-c.done:
-		}
-	}
-}
-
-// wakeBlocked wakes the writers waiting for window; c.mu is held.
-func (c *h2Conn) wakeBlocked() {
-	for s := range c.blocked {
-		s.wakeWriter()
-	}
-	clear(c.blocked)
-}
-
-// consumed gives n bytes that s's reader took (or that were dropped) back
-// to the server's send windows, in updates of at least a quarter window.
-// s is nil for bytes of a stream that is gone.
-func (c *h2Conn) consumed(s *h2ClientStream, n int) {
-	if n == 0 {
-		return
-	}
-	var connInc, streamInc uint32
-	var id uint32
-	c.mu.Lock()
-	c.unacked += int64(n)
-	if c.unacked >= int64(c.connWindow)/4 {
-		connInc = uint32(c.unacked)
-		c.inflow += c.unacked
-		c.unacked = 0
-	}
-	if s != nil && c.streams[s.id] == s && !s.recvEnd {
-		s.unacked += int64(n)
-		if s.unacked >= int64(c.streamWindow)/4 {
-			streamInc, id = uint32(s.unacked), s.id
-			s.inflow += s.unacked
-			s.unacked = 0
-		}
-	}
-	c.mu.Unlock()
-	if connInc == 0 && streamInc == 0 {
-		return
-	}
-	c.write(func() error {
-		if connInc > 0 {
-			if err := c.fr.WriteWindowUpdate(0, connInc); err != nil {
-				return err
-			}
-		}
-		if streamInc > 0 {
-			return c.fr.WriteWindowUpdate(id, streamInc)
-		}
-		return nil
-	})
-}
-
 // streamDone forgets s once both of its directions have ended; c.mu is
 // held.
 func (c *h2Conn) streamDone(s *h2ClientStream) {
@@ -405,50 +320,5 @@ func (c *h2Conn) reset(s *h2ClientStream, code http2.ErrCode) {
 	c.mu.Unlock()
 	if live {
 		c.write(func() error { return c.fr.WriteRSTStream(s.id, code) })
-	}
-}
-
-// health pings the server after idle without a frame from it and ends
-// the connection when no answer comes within timeout: a dead path (a
-// laptop's sleep, a changed network) is found and replaced.
-func (c *h2Conn) health(idle, timeout time.Duration) {
-	defer c.wg.Done()
-	t := time.NewTimer(idle)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-c.done:
-			return
-		}
-		if since := time.Duration(time.Now().UnixNano() - c.lastFrame.Load()); since < idle {
-			t.Reset(idle - since)
-			continue
-		}
-		var data [8]byte
-		rand.Read(data[:])
-		// Not on this goroutine: a write stuck on a dead path must not
-		// stop the timeout that finds it.
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.write(func() error { return c.fr.WritePing(false, data) })
-		}()
-		t.Reset(timeout)
-	wait:
-		for {
-			select {
-			case got := <-c.pong:
-				if got == data {
-					break wait
-				}
-			case <-t.C:
-				c.fail(errors.New("h2: server did not answer a PING"))
-				return
-			case <-c.done:
-				return
-			}
-		}
-		t.Reset(idle)
 	}
 }
