@@ -187,13 +187,6 @@ func (c *h2Conn) fail(err error) {
 	}
 }
 
-// connErr is why c ended, for a stream that finds it ended.
-func (c *h2Conn) connErr() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}
-
 // write runs f, which writes frames, under the write lock, and flushes
 // unless another writer is waiting to add its frames. An error ends the
 // connection.
