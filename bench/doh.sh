@@ -188,8 +188,10 @@ measure() { # TARGET KIND: one run, rate kept by best, CPU added up
 	rate=$("$2" "${!1}" "${1:0:1}$round")
 	after=$(ticks "${!pid_var}")
 	best "${1}_$2" "$rate"
+	rates[$1_$2]+="$rate "
 	cpu[$1_$2]=$(( ${cpu[$1_$2]:-0} + after - before ))
 }
+declare -A rates
 for round in $(seq "$ROUNDS"); do
 	for target in canned cannedco porta unbound; do
 		measure "$target" hits
@@ -213,6 +215,13 @@ hz=$(getconf CLK_TCK)
 us() { awk -v t="${cpu[$1]}" -v hz="$hz" -v n="$((ROUNDS * REQUESTS))" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}'; }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+# rratio A B: the median over rounds of rates[A][i] / rates[B][i]; the
+# rounds are interleaved, so a busy moment on a shared machine weighs on
+# one round of each server rather than on one server's best.
+rratio() {
+	paste <(echo "${rates[$1]}" | tr ' ' '\n' | grep .) <(echo "${rates[$2]}" | tr ' ' '\n' | grep .) |
+		awk '{print $1 / $2}' | sort -g | awk '{a[NR]=$1} END{printf "%.2f", a[int((NR+1)/2)]}'
+}
 cat <<TABLE
 h2load DoH GET, -c $CLIENTS -m $STREAMS, $REQUESTS requests per run, best of $ROUNDS interleaved rounds, $(nproc) cores; upstream: bench/dnsupstream on udp://$upstream
 porta = $porta_what
@@ -230,6 +239,6 @@ dnsperf -m doh, -c $CLIENTS, 5 s, the same 100 names (hits):
 |---|---:|---:|
 $dnsperf_table
 
-porta hits / ceiling: $(ratio "$porta_hits" "$canned_hits") (target ≥ 0.95); / coalesced ceiling: $(ratio "$porta_hits" "$cannedco_hits")
-porta misses / unbound misses: $(ratio "$porta_misses" "$unbound_misses") (target ≥ 1.00)
+porta hits / ceiling: $(ratio "$porta_hits" "$canned_hits") (target ≥ 0.95); / coalesced ceiling: $(ratio "$porta_hits" "$cannedco_hits"); median of rounds' ratios: $(rratio porta_hits canned_hits), $(rratio porta_hits cannedco_hits)
+porta misses / unbound misses: $(ratio "$porta_misses" "$unbound_misses") (target ≥ 1.00); median of rounds' ratios: $(rratio porta_misses unbound_misses)
 TABLE
