@@ -1,14 +1,12 @@
 package client
 
 import (
-	"encoding/binary"
-	"net/netip"
 	"os"
 	"runtime"
-	"strconv"
 	"syscall"
 	"unsafe"
 
+	"github.com/porta443/porta/internal/mmsg"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,48 +27,19 @@ const maxAnswers = 64 << 10
 // 512 bytes of one).
 const maxQuerySize = 4096
 
-// sockaddr holds a struct sockaddr_in or sockaddr_in6 as the kernel
-// writes it.
-type sockaddr [unix.SizeofSockaddrInet6]byte
-
-// addrPort is the asker's address for the slow path, which answers with
-// WriteToUDPAddrPort.
-func (sa *sockaddr) addrPort() (netip.AddrPort, bool) {
-	port := binary.BigEndian.Uint16(sa[2:])
-	switch binary.NativeEndian.Uint16(sa[:]) {
-	case unix.AF_INET:
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(sa[4:8])), port), true
-	case unix.AF_INET6:
-		a := netip.AddrFrom16([16]byte(sa[8:24]))
-		if zone := binary.NativeEndian.Uint32(sa[24:]); zone != 0 {
-			a = a.WithZone(strconv.FormatUint(uint64(zone), 10))
-		}
-		return netip.AddrPortFrom(a, port), true
-	}
-	return netip.AddrPort{}, false
-}
-
-// batch is the read loop's state: the queries it reads, the answers it
-// writes, and the headers recvmmsg and sendmmsg take, all reused.
+// batch is the read loop's state: the queries it reads (with their
+// senders), the answers it writes, and sendmmsg's headers, all reused.
 type batch struct {
-	in      [batchSize]unix.Mmsghdr
-	inIov   [batchSize]unix.Iovec
-	from    [batchSize]sockaddr
+	in      *mmsg.Batch
 	out     [batchSize]unix.Mmsghdr
 	outIov  [batchSize]unix.Iovec
-	queries []byte // batchSize slots of maxQuerySize bytes
 	answers []byte // the batch's answers, one after another
 	ends    [batchSize]int
 }
 
 func newBatch() *batch {
-	b := &batch{queries: make([]byte, batchSize*maxQuerySize)}
-	for i := range b.in {
-		b.inIov[i].Base = &b.queries[i*maxQuerySize]
-		b.inIov[i].SetLen(maxQuerySize)
-		b.in[i].Hdr.Iov = &b.inIov[i]
-		b.in[i].Hdr.SetIovlen(1)
-		b.in[i].Hdr.Name = &b.from[i][0]
+	b := &batch{in: mmsg.NewBatch(batchSize, maxQuerySize, true)}
+	for i := range b.out {
 		b.out[i].Hdr.Iov = &b.outIov[i]
 		b.out[i].Hdr.SetIovlen(1)
 	}
@@ -80,14 +49,10 @@ func newBatch() *batch {
 // readLoop reads queries a batch at a time and answers the batch's hits
 // with one sendmmsg, each to the address its query came from.
 //
-// The socket is non-blocking, so the two calls never wait: they are made
-// as raw system calls, which do not tell the scheduler. Through
-// syscall.Syscall each of them woke the runtime's sysmon thread whenever
-// it had gone to sleep while the loop waited for queries, and sysmon then
-// spun every 20 µs for a millisecond: 15% of the process's CPU time under
-// dnsperf. The price is that the scheduler cannot take the loop's P in a
-// call, and sysmon may sleep on instead of preempting the loop: when it
-// has gone yieldEvery batches without waiting for the socket, the loop
+// Both calls are raw system calls on the non-blocking socket (see package
+// mmsg for why). The price is that the scheduler cannot take the loop's P
+// in a call, and sysmon may sleep on instead of preempting the loop: when
+// it has gone yieldEvery batches without waiting for the socket, the loop
 // yields, so that the slow path's goroutines run even with GOMAXPROCS=1.
 func (s *dnsUDP) readLoop() error {
 	rc, err := s.conn.SyscallConn()
@@ -97,16 +62,8 @@ func (s *dnsUDP) readLoop() error {
 	b := newBatch()
 	var n int
 	var errno syscall.Errno
-	busy := 0 // batches since the loop last waited for the socket
-	recv := func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), batchSize, 0, 0, 0)
-		if e == unix.EAGAIN {
-			busy = 0 // the loop parks: the scheduler has its turn
-			return false
-		}
-		n, errno = int(r), e
-		return true
-	}
+	busy := 0                    // batches since the loop last waited for the socket
+	parks := func() { busy = 0 } // the loop parks: the scheduler has its turn
 	var pending []unix.Mmsghdr
 	send := func(fd uintptr) bool {
 		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&pending[0])), uintptr(len(pending)), 0, 0, 0)
@@ -114,20 +71,11 @@ func (s *dnsUDP) readLoop() error {
 		return e != unix.EAGAIN
 	}
 	for {
-		for i := range b.in {
-			b.in[i].Hdr.Namelen = unix.SizeofSockaddrInet6
-		}
-		if err := rc.Read(recv); err != nil {
+		got, err := b.in.Recv(rc, parks)
+		if err != nil {
 			return err
 		}
-		switch errno {
-		case 0:
-		case unix.EINTR:
-			continue
-		default:
-			return os.NewSyscallError("recvmmsg", errno)
-		}
-		pending = b.out[:s.answerBatch(b, n)]
+		pending = b.out[:s.answerBatch(b, got)]
 		for len(pending) > 0 {
 			if err := rc.Write(send); err != nil {
 				return err
@@ -157,12 +105,12 @@ func (s *dnsUDP) answerBatch(b *batch, n int) int {
 	}
 	b.answers = b.answers[:0]
 	hits := 0
-	for i := range b.in[:n] {
-		h := &b.in[i]
-		msg := b.queries[i*maxQuerySize:][:h.Len]
-		if !isQuery(msg) || h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+	for i := range n {
+		msg, cut := b.in.Datagram(i)
+		if !isQuery(msg) || cut {
 			continue
 		}
+		h := &b.in.Hdrs[i]
 		ans, size, ok := s.resolver.AppendCachedUDP(b.answers, msg)
 		if ok {
 			b.answers = ans
@@ -172,7 +120,7 @@ func (s *dnsUDP) answerBatch(b *batch, n int) int {
 			hits++
 			continue
 		}
-		if addr, ok := b.from[i].addrPort(); ok {
+		if addr, ok := b.in.From(i); ok {
 			s.goSlow(msg, size, addr)
 		}
 	}

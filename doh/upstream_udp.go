@@ -292,11 +292,11 @@ func (s *udpSocket) register(t *udpTry) {
 func (u *udpUpstream) read(s *udpSocket) {
 	defer u.wg.Done()
 	// Sockets are replaced every udpSocketUses queries; their readers'
-	// buffers are not: 64 KiB each was an eighth of what a cache miss
+	// buffers are not: one each was an eighth of what a cache miss
 	// allocated.
 	b, _ := u.bufs.Get().(*udpReadBuf)
 	if b == nil {
-		b = new(udpReadBuf)
+		b = newUDPReadBuf()
 	}
 	defer u.bufs.Put(b)
 	readDatagrams(s.conn, b, func(r []byte) {
