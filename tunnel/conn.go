@@ -104,21 +104,11 @@ func (c *tunnelConn) CopyChunks(dst func([]byte) error) (int64, error) {
 	return n, err
 }
 
-// WriteTo copies what the target sends to w until EOF, for io.Copy: over
-// HTTP/2 from the chunks it was received into (see CopyChunks), over
-// HTTP/3 through a buffer of its own.
+// WriteTo copies what the target sends to w until EOF, for io.Copy:
+// through copybuf.Copy, so over HTTP/2 from the chunks it was received
+// into (CopyChunks), over HTTP/3 through the Dialer's buffer pool.
 func (c *tunnelConn) WriteTo(w io.Writer) (int64, error) {
-	n, err := c.CopyChunks(func(p []byte) error {
-		k, err := w.Write(p)
-		if err == nil && k < len(p) {
-			err = io.ErrShortWrite
-		}
-		return err
-	})
-	if !errors.Is(err, errors.ErrUnsupported) {
-		return n, err
-	}
-	return io.CopyBuffer(w, struct{ io.Reader }{c}, make([]byte, copybuf.Large))
+	return copybuf.Copy(copybuf.To(w), c, &c.d.pool, nil)
 }
 
 func (c *tunnelConn) Write(p []byte) (int, error) {

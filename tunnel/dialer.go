@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/porta443/porta/internal/copybuf"
 )
 
 // Dialer opens tunneled TCP connections through a porta server. It keeps
@@ -20,6 +22,7 @@ type Dialer struct {
 	cfg     DialerConfig
 	servers []*serverInfo
 	log     *slog.Logger
+	pool    copybuf.Pool // buffers for io.Copy from HTTP/3 tunnels (WriteTo)
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc

@@ -53,6 +53,17 @@ type Chunker interface {
 	CopyChunks(dst func([]byte) error) (int64, error)
 }
 
+// To is w as Copy's dst: a short write is io.ErrShortWrite.
+func To(w io.Writer) func([]byte) error {
+	return func(p []byte) error {
+		n, err := w.Write(p)
+		if err == nil && n < len(p) {
+			err = io.ErrShortWrite
+		}
+		return err
+	}
+}
+
 // Copy copies src to dst until src's EOF (then nil) or an error. It reads
 // into a Small buffer, borrows a Large one from pool after a read that
 // fills the small one, and gives it back after a read of less than Small.

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 
@@ -86,13 +85,7 @@ func (r *Relay) copy(dst, src net.Conn, closeBoth func(abort bool)) error {
 // Through the tunnel's HTTP/2 stream, whose DATA frames are up to 256 KiB,
 // that moved 1 GiB through --socks 6% faster than 32 KiB copies.
 func (r *Relay) pump(dst, src net.Conn) error {
-	_, err := copybuf.Copy(func(p []byte) error {
-		n, err := dst.Write(p)
-		if err == nil && n < len(p) {
-			err = io.ErrShortWrite
-		}
-		return err
-	}, src, &r.pool, nil)
+	_, err := copybuf.Copy(copybuf.To(dst), src, &r.pool, nil)
 	return err
 }
 
