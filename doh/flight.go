@@ -153,12 +153,10 @@ func (f *flight) stop() {
 // anything else goes on in fly.
 func (f *flight) answer(resp []byte) {
 	resp[0], resp[1] = f.up[0], f.up[1] // the ID exchangeUDP would give it
-	if resp[2]&0x02 == 0 && checkReply(f.up, resp) == nil {
-		if rcode := resp[3] & 0x0F; rcode != dns.RcodeServerFailure && rcode != dns.RcodeRefused {
-			f.order[0].succeeded(time.Since(f.try.start))
-			f.r.land(f, resp, nil)
-			return
-		}
+	if resp[2]&0x02 == 0 && checkReply(f.up, resp) == nil && !softFailure(resp) { // not TC
+		f.order[0].succeeded(time.Since(f.try.start))
+		f.r.land(f, resp, nil)
+		return
 	}
 	go f.r.fly(f, &firstTry{start: f.try.start, udpResult: udpResult{r: append([]byte(nil), resp...)}})
 }

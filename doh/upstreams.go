@@ -61,7 +61,7 @@ func (us *upstreams) exchange(ctx context.Context, q []byte, order []*tracked, f
 				continue
 			}
 			u.succeeded(time.Since(start))
-			if rcode := r[3] & 0x0F; rcode == dns.RcodeServerFailure || rcode == dns.RcodeRefused {
+			if softFailure(r) {
 				soft = r
 				continue
 			}
@@ -72,6 +72,13 @@ func (us *upstreams) exchange(ctx context.Context, q []byte, order []*tracked, f
 		return soft, nil
 	}
 	return nil, errors.Join(errs...)
+}
+
+// softFailure reports an answer that moves on to the next upstream but is
+// kept in case none does better: SERVFAIL or REFUSED.
+func softFailure(r []byte) bool {
+	rcode := r[3] & 0x0F
+	return rcode == dns.RcodeServerFailure || rcode == dns.RcodeRefused
 }
 
 // firstTry is how a try at the first upstream over UDP ended.
