@@ -153,7 +153,8 @@ func (f *flight) stop() {
 // anything else goes on in fly.
 func (f *flight) answer(resp []byte) {
 	resp[0], resp[1] = f.up[0], f.up[1] // the ID exchangeUDP would give it
-	if resp[2]&0x02 == 0 && checkReply(f.up, resp) == nil && !softFailure(resp) { // not TC
+	notTC := resp[2]&0x02 == 0
+	if notTC && checkReply(f.up, resp) == nil && !softFailure(resp) {
 		f.order[0].succeeded(time.Since(f.try.start))
 		f.r.land(f, resp, nil)
 		return
