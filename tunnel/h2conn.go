@@ -293,25 +293,38 @@ type errNoWrite struct{ error }
 
 func (e errNoWrite) Unwrap() error { return e.error }
 
+// forget takes s off the connection and reports whether it was on it;
+// c.mu is held.
+func (c *h2Conn) forget(s *h2ClientStream) bool {
+	if c.streams[s.id] != s {
+		return false
+	}
+	delete(c.streams, s.id)
+	delete(c.blocked, s)
+	return true
+}
+
 // streamDone forgets s once both of its directions have ended; c.mu is
 // held.
 func (c *h2Conn) streamDone(s *h2ClientStream) {
-	if s.sentEnd && s.recvEnd && c.streams[s.id] == s {
-		delete(c.streams, s.id)
-		delete(c.blocked, s)
+	if s.sentEnd && s.recvEnd {
+		c.forget(s)
 	}
 }
 
 // reset ends s with RST_STREAM code unless it ended already.
 func (c *h2Conn) reset(s *h2ClientStream, code http2.ErrCode) {
 	c.mu.Lock()
-	live := c.streams[s.id] == s
-	if live {
-		delete(c.streams, s.id)
-		delete(c.blocked, s)
-	}
+	live := c.forget(s)
 	c.mu.Unlock()
 	if live {
 		c.write(func() error { return c.fr.WriteRSTStream(s.id, code) })
 	}
+}
+
+// resetWith resets s for a fault of the server's, which its reads and
+// writes then return.
+func (c *h2Conn) resetWith(s *h2ClientStream, code http2.ErrCode, err error) {
+	c.reset(s, code)
+	s.fail(err, err)
 }

@@ -44,8 +44,7 @@ func (c *h2Conn) readFrames() error {
 			var se http2.StreamError
 			if errors.As(err, &se) {
 				if s := c.stream(se.StreamID); s != nil {
-					c.reset(s, se.Code)
-					s.fail(se, se)
+					c.resetWith(s, se.Code, se)
 				}
 				continue
 			}
@@ -71,8 +70,7 @@ func (c *h2Conn) handle(f http2.Frame) error {
 		c.mu.Lock()
 		s := c.streams[f.StreamID]
 		if s != nil {
-			delete(c.streams, s.id)
-			delete(c.blocked, s)
+			c.forget(s)
 		}
 		c.mu.Unlock()
 		if s != nil {
@@ -153,8 +151,7 @@ func (c *h2Conn) readData(fh http2.FrameHeader) error {
 	}
 	c.mu.Unlock()
 	if overflow {
-		c.reset(s, http2.ErrCodeFlowControl)
-		s.fail(errFlowControl, errFlowControl)
+		c.resetWith(s, http2.ErrCodeFlowControl, errFlowControl)
 		s = nil
 	}
 
@@ -202,9 +199,7 @@ func (c *h2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 	if !s.hasResponse() {
 		code, err := strconv.Atoi(f.PseudoValue("status"))
 		if err != nil || code < 100 || code > 999 {
-			c.reset(s, http2.ErrCodeProtocol)
-			err := errors.New("h2: response without a valid :status")
-			s.fail(err, err)
+			c.resetWith(s, http2.ErrCodeProtocol, errors.New("h2: response without a valid :status"))
 			return
 		}
 		if code < 200 {
@@ -290,8 +285,7 @@ func (c *h2Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	}
 	c.mu.Unlock()
 	if overflow {
-		c.reset(s, http2.ErrCodeFlowControl)
-		s.fail(errFlowControl, errFlowControl)
+		c.resetWith(s, http2.ErrCodeFlowControl, errFlowControl)
 	}
 	return nil
 }
@@ -311,8 +305,7 @@ func (c *h2Conn) onGoAway(f *http2.GoAwayFrame) {
 	for id, s := range c.streams {
 		if id > f.LastStreamID {
 			refused = append(refused, s)
-			delete(c.streams, id)
-			delete(c.blocked, s)
+			c.forget(s)
 		}
 	}
 	c.mu.Unlock()
