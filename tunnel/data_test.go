@@ -230,7 +230,7 @@ func TestDialerSpreadsStreams(t *testing.T) {
 			ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
 			target := echoTarget(t)
 			d, err := NewDialer(DialerConfig{
-				Servers:           []string{"https://" + testUser + ":" + testToken + "@" + ts.addr},
+				Servers:           []string{serverURL(ts.addr)},
 				RootCAs:           ts.cert.Pool,
 				Transport:         mode,
 				MaxStreamsPerConn: 3,

@@ -117,7 +117,7 @@ func TestDialerReplacesADeadQUICConnection(t *testing.T) {
 	qc := ClientQUICConfig()
 	qc.KeepAlivePeriod, qc.MaxIdleTimeout = 200*time.Millisecond, time.Second
 	d, err := NewDialer(DialerConfig{
-		Servers:   []string{"https://" + testUser + ":" + testToken + "@" + fr.pc.LocalAddr().String()},
+		Servers:   []string{serverURL(fr.pc.LocalAddr().String())},
 		Pin:       pinOf(ts),
 		Transport: "h3",
 		QUIC:      qc,

@@ -103,7 +103,7 @@ func TestDialerReplacesADeadConnection(t *testing.T) {
 	h2 := ClientHTTP2Config()
 	h2.SendPingTimeout, h2.PingTimeout = 300*time.Millisecond, 300*time.Millisecond
 	d, err := NewDialer(DialerConfig{
-		Servers:   []string{"https://" + testUser + ":" + testToken + "@" + fr.ln.Addr().String()},
+		Servers:   []string{serverURL(fr.ln.Addr().String())},
 		Pin:       pinOf(ts),
 		Transport: "h2",
 		HTTP2:     h2,

@@ -25,8 +25,8 @@ func TestDialerFailover(t *testing.T) {
 			ln.Close() // nothing listens here (TCP or UDP) now
 			d, err := NewDialer(DialerConfig{
 				Servers: []string{
-					"https://" + testUser + ":" + testToken + "@" + down,
-					"https://" + testUser + ":" + testToken + "@" + ts.addr,
+					serverURL(down),
+					serverURL(ts.addr),
 				},
 				RootCAs:        ts.cert.Pool,
 				Transport:      mode,
@@ -161,7 +161,7 @@ func TestDialerPin(t *testing.T) {
 		pin string
 		ok  bool
 	}{{good, true}, {"sha256//" + strings.Repeat("A", 43) + "=", false}} {
-		d, err := NewDialer(DialerConfig{Servers: []string{"https://" + testUser + ":" + testToken + "@" + ts.addr}, Pin: tc.pin, Transport: "h2"})
+		d, err := NewDialer(DialerConfig{Servers: []string{serverURL(ts.addr)}, Pin: tc.pin, Transport: "h2"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -146,7 +146,7 @@ func TestH2ClosedStreamsReturnTheWindow(t *testing.T) {
 	cfg.MaxReceiveBufferPerStream = 256 << 10
 	cfg.MaxReceiveBufferPerConnection = 512 << 10
 	d, err := NewDialer(DialerConfig{
-		Servers:   []string{"https://" + testUser + ":" + testToken + "@" + ts.addr},
+		Servers:   []string{serverURL(ts.addr)},
 		RootCAs:   ts.cert.Pool,
 		Transport: "h2",
 		HTTP2:     cfg,

@@ -140,8 +140,8 @@ func TestH2NotProcessedGoesElsewhere(t *testing.T) {
 	}
 	d, err := NewDialer(DialerConfig{
 		Servers: []string{
-			"https://" + testUser + ":" + testToken + "@" + a.addr,
-			"https://" + testUser + ":" + testToken + "@" + b.addr,
+			serverURL(a.addr),
+			serverURL(b.addr),
 		},
 		RootCAs:   pool,
 		Transport: "h2",

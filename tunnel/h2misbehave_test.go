@@ -130,7 +130,7 @@ func TestH2ClientAgainstMisbehavingServers(t *testing.T) {
 			cfg := ClientHTTP2Config()
 			cfg.MaxReceiveBufferPerStream = 64 << 10
 			d, err := NewDialer(DialerConfig{
-				Servers:   []string{"https://" + testUser + ":" + testToken + "@" + addr},
+				Servers:   []string{serverURL(addr)},
 				RootCAs:   cert.Pool,
 				Transport: "h2",
 				HTTP2:     cfg,

@@ -285,3 +285,6 @@ func pinOf(ts *testServer) string {
 }
 
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+// serverURL is the test user's server URL for a server at addr.
+func serverURL(addr string) string { return "https://" + testUser + ":" + testToken + "@" + addr }
