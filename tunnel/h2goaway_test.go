@@ -193,9 +193,10 @@ func TestH2NotProcessedGoesElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RoundTrip: %v", err)
 	}
+	page, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode == 0 {
-		t.Fatal("no status")
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Contains(page, []byte("Hello from the website")) {
+		t.Fatalf("RoundTrip: %d %q, %v; want the website's page", resp.StatusCode, page, err)
 	}
 
 	first.Close()
