@@ -84,34 +84,34 @@ func TestResolverCoalesces(t *testing.T) {
 	}
 }
 
-func TestResolverTruncatedRetriesOverTCP(t *testing.T) {
-	up := newTestUpstream(t)
-	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
-	resp := exchange(t, r, newQuery("trunc.example", dns.TypeA))
-	if resp.Truncated || len(resp.Answer) != 100 {
-		t.Fatalf("truncated %v, %d answers; want the full 100", resp.Truncated, len(resp.Answer))
-	}
-	if up.udp.Load() != 1 || up.tcp.Load() != 1 {
-		t.Fatalf("upstream saw %d UDP and %d TCP queries, want 1 and 1", up.udp.Load(), up.tcp.Load())
-	}
-}
-
-// An answer over UDP longer than a Linux reader's slot (an upstream that
-// ignores the EDNS size asked for) is asked again over TCP; elsewhere the
-// reader takes it whole.
-func TestResolverHugeUDPAnswer(t *testing.T) {
-	up := newTestUpstream(t)
-	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
-	resp := exchange(t, r, newQuery("huge.example", dns.TypeA))
-	if resp.Truncated || len(resp.Answer) != 300 {
-		t.Fatalf("truncated %v, %d answers; want the full 300", resp.Truncated, len(resp.Answer))
-	}
-	wantTCP := int64(0)
+// An answer over UDP that comes back truncated, or longer than a Linux
+// reader's slot (an upstream that ignores the EDNS size asked for), is
+// asked again over TCP and arrives whole; elsewhere the reader takes the
+// long one whole.
+func TestResolverLongAnswers(t *testing.T) {
+	longOverTCP := int64(0)
 	if runtime.GOOS == "linux" {
-		wantTCP = 1
+		longOverTCP = 1
 	}
-	if up.udp.Load() != 1 || up.tcp.Load() != wantTCP {
-		t.Fatalf("upstream saw %d UDP and %d TCP queries, want 1 and %d", up.udp.Load(), up.tcp.Load(), wantTCP)
+	for _, tc := range []struct {
+		name    string
+		answers int
+		wantTCP int64
+	}{
+		{"trunc.example", 100, 1},
+		{"huge.example", 300, longOverTCP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newTestUpstream(t)
+			r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
+			resp := exchange(t, r, newQuery(tc.name, dns.TypeA))
+			if resp.Truncated || len(resp.Answer) != tc.answers {
+				t.Fatalf("truncated %v, %d answers; want the full %d", resp.Truncated, len(resp.Answer), tc.answers)
+			}
+			if up.udp.Load() != 1 || up.tcp.Load() != tc.wantTCP {
+				t.Fatalf("upstream saw %d UDP and %d TCP queries, want 1 and %d", up.udp.Load(), up.tcp.Load(), tc.wantTCP)
+			}
+		})
 	}
 }
 
