@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/porta443/porta/doh/cache"
 )
 
 // newCachingResolver is a resolver on a fake clock.
@@ -98,8 +99,8 @@ func TestCacheHitIsWireCopy(t *testing.T) {
 	if err := parseQuery(msg, &q); err != nil {
 		t.Fatal(err)
 	}
-	entry := r.cache.Get(q.keyBytes, clock.Now())
-	if entry == nil {
+	entry := new(cache.Entry)
+	if !r.cache.Get(q.keyBytes, clock.Now(), entry) {
 		t.Fatal("no cache entry after a query")
 	}
 	out, maxAge, err := r.answer(t.Context(), nil, msg, &q)

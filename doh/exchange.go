@@ -21,7 +21,8 @@ func (r *Resolver) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("doh: pack query: %w", err)
 	}
-	var q query
+	b, q := r.hitBuffer()
+	defer r.hitBuffers.Put(b)
 	if err := parseQuery(msg, &q); err != nil {
 		return nil, err
 	}
@@ -51,9 +52,9 @@ func (r *Resolver) answer(ctx context.Context, dst, msg []byte, q *query) ([]byt
 	}
 	now := r.now()
 	var cached *cache.Entry
-	if r.cache != nil {
-		cached = r.cache.Get(q.keyBytes, now)
-		if cached != nil && cached.Fresh(now) {
+	if r.cache != nil && r.cache.Get(q.keyBytes, now, q.entry()) {
+		cached = q.hit
+		if cached.Fresh(now) {
 			r.maybePrefetch(q, msg, cached, now)
 			return appendAnswer(dst, q, msg, cached, now, false), cached.Remaining(now), nil
 		}
@@ -80,7 +81,7 @@ func (r *Resolver) maybePrefetch(q *query, msg []byte, e *cache.Entry, now time.
 	if !r.prefetch || e.TTL() < 10 || e.Remaining(now) > e.TTL()/10 {
 		return
 	}
-	if e.Hit() >= 2 && e.ClaimPrefetch() {
+	if r.cache.ClaimPrefetch(q.keyBytes, e) {
 		// When busy or closed, no prefetch.
 		if f, fresh, _ := r.join(q, msg); fresh {
 			r.goLaunch(f)

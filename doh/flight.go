@@ -202,7 +202,7 @@ func (r *Resolver) land(f *flight, resp []byte, err error) {
 		f.failed = true
 	}
 	if r.cache != nil && !f.failed {
-		r.cache.Put([]byte(f.key), e)
+		r.cache.Put(f.key, e)
 	}
 	r.mu.Lock()
 	delete(r.flights, f.key)

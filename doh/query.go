@@ -35,6 +35,16 @@ type query struct {
 	padded   bool // the query carried an EDNS Padding option (RFC 8467)
 	hasECS   bool // the query carried an EDNS Client Subnet option (never forwarded)
 	keyBytes []byte
+	hit      *cache.Entry // where a cache hit is read into; made when first needed
+}
+
+// entry is q.hit, made if need be: parseQuery keeps it, so that a reused
+// query reuses its memory.
+func (q *query) entry() *cache.Entry {
+	if q.hit == nil {
+		q.hit = new(cache.Entry)
+	}
+	return q.hit
 }
 
 // parseQuery reads msg into q, reusing q.keyBytes. It fails for anything
@@ -47,7 +57,7 @@ func parseQuery(msg []byte, q *query) error {
 		return errMalformed
 	}
 	key := q.keyBytes[:0]
-	*q = query{keyBytes: key}
+	*q = query{keyBytes: key, hit: q.hit}
 	q.id = binary.BigEndian.Uint16(msg)
 	f1, f2 := msg[2], msg[3]
 	if f1&0x80 != 0 {

@@ -39,7 +39,7 @@ type ResolverConfig struct {
 	// AttemptTimeout bounds one try at one upstream. 0 means 1 s.
 	AttemptTimeout time.Duration
 
-	// CacheBytes bounds the cache, roughly in bytes. 0 means 32 MiB;
+	// CacheBytes bounds the memory the cached answers take. 0 means 32 MiB;
 	// negative turns caching off.
 	CacheBytes int
 	// MaxTTL caps how long an answer is cached. 0 means 1 day.
@@ -82,7 +82,7 @@ type Resolver struct {
 	flights map[string]*flight
 	closed  bool
 
-	keyBuffers sync.Pool // of *keyBuffer, for AppendCached
+	hitBuffers sync.Pool // of *hitBuffer, for AppendCached
 }
 
 // NewResolver checks cfg and makes a Resolver. A bad upstream URL is an

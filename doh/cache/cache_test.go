@@ -2,6 +2,7 @@ package cache
 
 import (
 	"fmt"
+	"hash/maphash"
 	"net"
 	"testing"
 	"time"
@@ -85,36 +86,153 @@ func TestLifetime(t *testing.T) {
 	}
 }
 
+// recordSize is what e takes in a cache under key.
+func recordSize(key []byte, e *Entry) int {
+	return (rHdrSize + len(key) + len(e.buf) + len(e.Options) + 3) &^ 3
+}
+
 func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	now := time.Now()
 	e, err := NewEntry(answer("www.example", 300), 86400, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const fit = 50
-	c := New(Config{MaxBytes: fit * e.Size() * shardCount})
 	keys := make([][]byte, 5000)
 	for i := range keys {
 		keys[i] = AppendKey(nil, []byte(fmt.Sprintf("\x05n%04d\x00", i)), 1, 1, false, false)
-		if i == 1 {
-			for range 3 {
-				c.Get(keys[0], now) // keep 0 in use
-			}
-		}
-		c.Put(keys[i], e)
-		c.Get(keys[0], now)
 	}
-	if n := c.Len(); n > fit*shardCount || n < fit*shardCount/2 {
-		t.Fatalf("%d entries held, bound %d", n, fit*shardCount)
+	const fit = 5 // records per segment
+	c := New(Config{MaxBytes: fit * recordSize(keys[0], e) * segments * shardCount})
+	bound := fit * segments * shardCount
+	var got Entry
+	for _, k := range keys {
+		c.Put(string(k), e)
+		c.Get(keys[0], now, &got) // keep 0 in use
 	}
-	if c.Get(keys[0], now) == nil {
+	if n := c.Len(); n > bound || n < bound/2 {
+		t.Fatalf("%d entries held, bound %d", n, bound)
+	}
+	if !c.Get(keys[0], now, &got) {
 		t.Fatal("the most used entry was evicted")
 	}
-	if c.Get(keys[1], now) != nil {
+	if c.Get(keys[1], now, &got) {
 		t.Fatal("an old unused entry survived")
 	}
-	if c.Get(keys[len(keys)-1], now) == nil {
+	if !c.Get(keys[len(keys)-1], now, &got) {
 		t.Fatal("the newest entry is missing")
+	}
+	made := 0
+	for i := range c.shards {
+		for _, seg := range c.shards[i].segs {
+			made += len(seg)
+		}
+	}
+	if max := fit * recordSize(keys[0], e) * segments * shardCount; made > max {
+		t.Fatalf("%d bytes of segments, MaxBytes %d", made, max)
+	}
+}
+
+// TestCacheKeepsWhatItWasGiven fills a cache many times over with answers
+// of different sizes, reading some all along, and checks that every entry
+// it still has is byte for byte the one stored under its key: records that
+// move when their segment is cleared keep their contents and index.
+func TestCacheKeepsWhatItWasGiven(t *testing.T) {
+	now := time.Now()
+	c := New(Config{MaxBytes: 64 << 10})
+	want := map[string]*Entry{}
+	for i := range 20000 {
+		name := fmt.Sprintf("n%d.example", i%3000) // later rounds replace earlier ones
+		ttls := make([]uint32, 1+i%7)
+		for j := range ttls {
+			ttls[j] = uint32(100 + i + j)
+		}
+		e, err := NewEntry(answer(name, ttls...), 86400, now.Add(time.Duration(i)*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Rcode = i % 4096
+		e.Options = []byte(fmt.Sprint(i))[:i%3]
+		key := AppendKey(nil, []byte(name), 1, 1, false, false)
+		c.Put(string(key), e)
+		want[string(key)] = e
+		var got Entry
+		if i%3 == 0 { // some in use, so that clearing moves them
+			c.Get(AppendKey(nil, []byte(fmt.Sprintf("n%d.example", i%50)), 1, 1, false, false), now, &got)
+		}
+	}
+	held := 0
+	var got Entry
+	for key, e := range want {
+		if !c.Get([]byte(key), now, &got) {
+			continue
+		}
+		held++
+		if string(got.buf) != string(e.buf) || got.msgLen != e.msgLen || got.ttl != e.ttl ||
+			!got.stored.Equal(e.stored) || got.Rcode != e.Rcode || string(got.Options) != string(e.Options) {
+			t.Fatalf("%q: got %+v, stored %+v", key, got, *e)
+		}
+	}
+	if held == 0 || held != c.Len() {
+		t.Fatalf("%d of %d keys found, Len %d", held, len(want), c.Len())
+	}
+}
+
+func TestCacheReplacesAndPrefetchesOnce(t *testing.T) {
+	now := time.Now()
+	c := New(Config{})
+	key := AppendKey(nil, []byte("\x03www\x07example\x00"), 1, 1, false, false)
+	old, _ := NewEntry(answer("www.example", 300), 86400, now)
+	c.Put(string(key), old)
+	var got Entry
+	c.Get(key, now, &got)
+	if c.ClaimPrefetch(key, &got) || !c.ClaimPrefetch(key, &got) || c.ClaimPrefetch(key, &got) {
+		t.Fatal("want the second hit, and only it, to claim the prefetch")
+	}
+	stale := got
+	newer, _ := NewEntry(answer("www.example", 60), 86400, now.Add(time.Second))
+	c.Put(string(key), newer)
+	if !c.Get(key, now, &got) || got.TTL() != 60 || c.Len() != 1 {
+		t.Fatalf("after a second Put: lifetime %d, %d entries; want the new one alone", got.TTL(), c.Len())
+	}
+	if c.ClaimPrefetch(key, &stale) || c.ClaimPrefetch(key, &stale) {
+		t.Fatal("hits on a replaced entry claimed the new one's prefetch")
+	}
+	if c.ClaimPrefetch(key, &got) || !c.ClaimPrefetch(key, &got) {
+		t.Fatal("the new entry counts its hits afresh")
+	}
+}
+
+func TestCacheCollisionIsAMiss(t *testing.T) {
+	now := time.Now()
+	c := New(Config{})
+	e, _ := NewEntry(answer("www.example", 300), 86400, now)
+	a := AppendKey(nil, []byte("\x01a\x00"), 1, 1, false, false)
+	c.Put(string(a), e)
+	// Point another key's hash at a's record, as a collision would.
+	for i := 0; ; i++ {
+		b := AppendKey(nil, []byte(fmt.Sprintf("\x05b%04d\x00", i)), 1, 1, false, false)
+		ha, hb := maphash.Bytes(c.seed, a), maphash.Bytes(c.seed, b)
+		if ha%shardCount != hb%shardCount {
+			continue
+		}
+		s := c.shard(ha)
+		s.index[hb] = s.index[ha]
+		var got Entry
+		if c.Get(b, now, &got) {
+			t.Fatal("a key whose hash leads to another key's record got its answer")
+		}
+		return
+	}
+}
+
+func TestCacheSkipsWhatDoesNotFit(t *testing.T) {
+	now := time.Now()
+	e, _ := NewEntry(answer("www.example", 300, 300, 300, 300), 86400, now)
+	key := AppendKey(nil, []byte("\x03www\x07example\x00"), 1, 1, false, false)
+	c := New(Config{MaxBytes: (recordSize(key, e) - 1) * segments * shardCount})
+	c.Put(string(key), e)
+	if c.Len() != 0 {
+		t.Fatal("an entry bigger than a segment was stored")
 	}
 }
 
@@ -123,15 +241,16 @@ func TestCacheStaleWindow(t *testing.T) {
 	e, _ := NewEntry(answer("www.example", 10), 86400, now)
 	c := New(Config{StaleFor: time.Minute})
 	key := AppendKey(nil, []byte("\x03www\x07example\x00"), 1, 1, false, false)
-	c.Put(key, e)
-	if got := c.Get(key, now.Add(69*time.Second)); got != e || got.Fresh(now.Add(69*time.Second)) {
+	c.Put(string(key), e)
+	var got Entry
+	if !c.Get(key, now.Add(69*time.Second), &got) || got.Fresh(now.Add(69*time.Second)) {
 		t.Fatal("want the stale entry within the stale window")
 	}
-	if c.Get(key, now.Add(70*time.Second)) != nil || c.Len() != 0 {
+	if c.Get(key, now.Add(70*time.Second), &got) || c.Len() != 0 {
 		t.Fatal("entry kept past its stale window")
 	}
 	zero, _ := NewEntry(answer("zero.example", 0), 86400, now)
-	c.Put(key, zero)
+	c.Put(string(key), zero)
 	if c.Len() != 0 {
 		t.Fatal("an answer with TTL 0 was cached")
 	}

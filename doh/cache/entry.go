@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -14,15 +13,9 @@ import (
 const StaleTTL = 30
 
 // Entry is one answer in wire form. Its message has ID 0, no OPT record and
-// original TTLs; AppendTo copies it out with TTLs counted down. An Entry is
-// immutable once made, except for the hit counters the resolver keeps and
-// what a Cache keeps in it.
-//
-// The message and its TTL offsets share one allocation, and the Cache's
-// bookkeeping lives in the Entry itself: a full cache holds hundreds of
-// thousands of entries, and each object and pointer in them is work for
-// every garbage collection (a 1 MiB cache took 8% less CPU per DoH miss
-// than a full 32 MiB one, before).
+// original TTLs; AppendTo copies it out with TTLs counted down. A Cache
+// keeps a copy of what it is given and reads its copy into a caller's
+// Entry.
 type Entry struct {
 	buf    []byte // the message, then its records' TTL offsets, 2 bytes each
 	msgLen int
@@ -34,15 +27,6 @@ type Entry struct {
 	// Options are EDNS options, in wire form, that go back to EDNS clients
 	// (extended DNS errors); empty for most answers.
 	Options []byte
-
-	hits       atomic.Uint32
-	prefetched atomic.Bool
-
-	// Kept by the Cache that holds the entry.
-	held     atomic.Bool // in a cache (an Entry is held by one at most)
-	key      string
-	used     atomic.Bool // set by Get, cleared as the clock hand passes
-	replaced bool        // a newer entry holds key; guarded by the shard's mu
 }
 
 // newEntry makes an Entry of wire (copied) and the offsets of its TTLs.
@@ -56,12 +40,6 @@ func newEntry(wire []byte, ttls []uint16) *Entry {
 }
 
 func (e *Entry) wire() []byte { return e.buf[:e.msgLen] }
-
-// copyForCache is e again, for a second cache slot: each Entry is held by
-// one at most.
-func (e *Entry) copyForCache() *Entry {
-	return &Entry{buf: e.buf, msgLen: e.msgLen, ttl: e.ttl, stored: e.stored, Rcode: e.Rcode, Options: e.Options}
-}
 
 // NewEntry packs m (which must have no OPT record) into an Entry stored at now.
 // Its lifetime is Lifetime(m) capped at maxTTL.
@@ -88,11 +66,6 @@ func NewEntry(m *dns.Msg, maxTTL uint32, now time.Time) (*Entry, error) {
 
 // TTL is the entry's lifetime in seconds from when it was stored.
 func (e *Entry) TTL() uint32 { return e.ttl }
-
-// Size is roughly how many bytes the entry takes in a Cache: its data, its
-// key, and about 240 bytes of the Entry itself, a map slot and a queue
-// slot (measured: the RSS of a porta server whose cache had filled).
-func (e *Entry) Size() int { return len(e.buf) + len(e.Options) + len(e.key) + 240 }
 
 // Age is the whole seconds since the entry was stored.
 func (e *Entry) Age(now time.Time) uint32 {
@@ -144,12 +117,6 @@ func (e *Entry) AppendTo(dst []byte, now time.Time, stale bool) []byte {
 	}
 	return dst
 }
-
-// Hit counts a use of the entry and returns how many there have been.
-func (e *Entry) Hit() uint32 { return e.hits.Add(1) }
-
-// ClaimPrefetch returns true once: to the caller that should refresh the entry.
-func (e *Entry) ClaimPrefetch() bool { return e.prefetched.CompareAndSwap(false, true) }
 
 var errBadWire = errors.New("cache: malformed message")
 
