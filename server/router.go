@@ -37,8 +37,13 @@ type altSvc struct {
 }
 
 func (a altSvc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor < 3 {
+	switch r.ProtoMajor {
+	case 1:
 		w.Header()["Alt-Svc"] = a.value
+	case 2:
+		// HTTP/2 sends field names in lower case (RFC 9113 §8.2.2);
+		// net/http would lower "Alt-Svc" with an allocation per response.
+		w.Header()["alt-svc"] = a.value
 	}
 	a.next.ServeHTTP(w, r)
 }
