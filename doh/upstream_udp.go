@@ -2,10 +2,11 @@ package doh
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,8 @@ type udpUpstream struct {
 	srtt    atomic.Int64 // ns
 
 	mu     sync.Mutex
-	socks  []*udpSocket // in use for new queries
+	ids    *rand.ChaCha8 // query IDs (RFC 5452 §9.2): a CSPRNG, seeded from crypto/rand
+	socks  []*udpSocket  // in use for new queries
 	next   int
 	closed bool
 	all    map[*udpSocket]struct{} // every socket not yet closed
@@ -83,7 +85,17 @@ func newUDPUpstream(addr string, timeout time.Duration) *udpUpstream {
 		timeout: timeout,
 		tcp:     newStreamUpstream("tcp://"+addr, addr, "tcp", nil, timeout),
 		all:     make(map[*udpSocket]struct{}),
+		ids:     newIDSource(),
 	}
+}
+
+// newIDSource is a ChaCha8 generator with a seed from crypto/rand: as
+// unpredictable as crypto/rand, without a system call (and, on a fresh
+// goroutine's stack, a stack copy) per query ID; 1.4% of a DoH miss's CPU.
+func newIDSource() *rand.ChaCha8 {
+	var seed [32]byte
+	crand.Read(seed[:])
+	return rand.NewChaCha8(seed)
 }
 
 func (u *udpUpstream) exchange(ctx context.Context, q []byte) ([]byte, error) {
@@ -264,19 +276,18 @@ func (u *udpUpstream) socket(ctx context.Context, t *udpTry) error {
 			s.retired = true
 			u.socks = append(u.socks[:u.next], u.socks[u.next+1:]...)
 		}
-		s.register(t)
+		s.register(t, u.ids)
 		s.mu.Unlock()
 		return nil
 	}
 }
 
-// register gives t an unused random ID on s, whose mu is held, and starts
-// its timer: t is complete before the reader can see it.
-func (s *udpSocket) register(t *udpTry) {
-	var b [2]byte
+// register gives t an unused random ID from ids on s, whose mu is held
+// (and ids's owner's), and starts its timer: t is complete before the
+// reader can see it.
+func (s *udpSocket) register(t *udpTry, ids *rand.ChaCha8) {
 	for {
-		rand.Read(b[:])
-		id := binary.BigEndian.Uint16(b[:])
+		id := uint16(ids.Uint64())
 		if _, taken := s.pending[id]; !taken {
 			t.s, t.id = s, id
 			binary.BigEndian.PutUint16(t.msg, id)
