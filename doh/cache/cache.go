@@ -51,7 +51,7 @@ type Cache struct {
 type shard struct {
 	mu      sync.RWMutex      // Get reads under RLock; it marks records used atomically
 	index   map[uint64]uint32 // key hash → the record's offset: segment×segSize + position
-	segs    [segments][]byte  // each made when first written to
+	segs    [segments][]byte  // each grown as records are written to it
 	fill    [segments]int     // bytes of records in each segment
 	cur     int               // the segment new records go to
 	segSize int
@@ -205,10 +205,10 @@ func (c *Cache) Put(key string, e *Entry) {
 	for s.fill[s.cur]+n > s.segSize {
 		c.clear(s, e.stored)
 	}
-	if s.segs[s.cur] == nil {
-		s.segs[s.cur] = make([]byte, s.segSize)
-	}
 	pos := s.fill[s.cur]
+	if pos+n > len(s.segs[s.cur]) {
+		s.grow(pos + n)
+	}
 	r := s.segs[s.cur][pos : pos+n]
 	le.PutUint32(r[rSize:], uint32(n))
 	le.PutUint64(r[rHash:], h)
@@ -226,6 +226,17 @@ func (c *Cache) Put(key string, e *Entry) {
 	copy(r[p:], e.Options)
 	s.fill[s.cur] += n
 	s.index[h] = uint32(s.cur*s.segSize + pos)
+}
+
+// grow makes s's current segment hold at least need bytes. A segment
+// starts at 4 KiB and doubles up to segSize, so that a cache with a few
+// answers in it (a laptop's, a quiet server's) takes a few pages, not 8
+// segments of a shard's share of MaxBytes each.
+func (s *shard) grow(need int) {
+	old := s.segs[s.cur]
+	seg := make([]byte, min(s.segSize, max(need, 2*len(old), 4096)))
+	copy(seg, old[:s.fill[s.cur]])
+	s.segs[s.cur] = seg
 }
 
 // clear moves s, whose mu is held, on to its oldest segment and clears it

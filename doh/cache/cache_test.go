@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,13 +122,7 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	if !c.Get(keys[len(keys)-1], now, &got) {
 		t.Fatal("the newest entry is missing")
 	}
-	made := 0
-	for i := range c.shards {
-		for _, seg := range c.shards[i].segs {
-			made += len(seg)
-		}
-	}
-	if max := fit * recordSize(keys[0], e) * segments * shardCount; made > max {
+	if made, max := segmentBytes(c), fit*recordSize(keys[0], e)*segments*shardCount; made > max {
 		t.Fatalf("%d bytes of segments, MaxBytes %d", made, max)
 	}
 }
@@ -177,6 +172,43 @@ func TestCacheKeepsWhatItWasGiven(t *testing.T) {
 	}
 }
 
+// TestCacheConcurrent has goroutines store, read and prefetch-count a few
+// hundred names in a small cache at once: every answer read must be the
+// one for the name asked (go test -race checks the locking too).
+func TestCacheConcurrent(t *testing.T) {
+	now := time.Now()
+	c := New(Config{MaxBytes: 32 << 10})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			var got Entry
+			for i := range 5000 {
+				name := fmt.Sprintf("n%d.example.", (i*7+g*13)%300)
+				key := AppendKey(nil, []byte(name), 1, 1, false, false)
+				if i%3 == g%3 {
+					e, err := NewEntry(answer(name, uint32(60+i%5)), 86400, now)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					c.Put(string(key), e)
+					continue
+				}
+				if !c.Get(key, now, &got) {
+					continue
+				}
+				c.ClaimPrefetch(key, &got)
+				m := new(dns.Msg)
+				if err := m.Unpack(got.AppendTo(nil, now, false)); err != nil || m.Question[0].Name != name {
+					t.Errorf("asked for %s, got %v (%v)", name, m, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestCacheReplacesAndPrefetchesOnce(t *testing.T) {
 	now := time.Now()
 	c := New(Config{})
@@ -222,6 +254,29 @@ func TestCacheCollisionIsAMiss(t *testing.T) {
 			t.Fatal("a key whose hash leads to another key's record got its answer")
 		}
 		return
+	}
+}
+
+// segmentBytes is the memory c's segments take.
+func segmentBytes(c *Cache) int {
+	n := 0
+	for i := range c.shards {
+		for _, seg := range c.shards[i].segs {
+			n += len(seg)
+		}
+	}
+	return n
+}
+
+func TestCacheStartsSmall(t *testing.T) {
+	now := time.Now()
+	c := New(Config{}) // 32 MiB
+	for i := range 10 {
+		e, _ := NewEntry(answer(fmt.Sprintf("n%d.example", i), 300), 86400, now)
+		c.Put(string(AppendKey(nil, []byte(fmt.Sprintf("\x02n%d\x00", i)), 1, 1, false, false)), e)
+	}
+	if n := segmentBytes(c); c.Len() != 10 || n > 10*4096 {
+		t.Fatalf("%d entries in %d bytes of segments; want 10 in a page each at most", c.Len(), n)
 	}
 }
 
