@@ -69,7 +69,7 @@ const (
 	rKey     = 26 // uint16: key length
 	rMsg     = 28 // uint16: message length
 	rOffs    = 30 // uint16: bytes of TTL offsets
-	rOpts    = 32 // uint16: bytes of EDNS options
+	rOpts    = 32 // uint16: bytes of EDNS options; 2 bytes unused
 	rFlags   = 36 // uint32, only ever read and written atomically
 	rHdrSize = 40
 
@@ -102,8 +102,8 @@ func New(cfg Config) *Cache {
 
 func (c *Cache) shard(h uint64) *shard { return &c.shards[h%shardCount] }
 
-// record returns the record of key in s, whose mu is held, and its hash's
-// place in the index; nil when there is none.
+// record returns key's record in s, whose mu is held, found by key's hash
+// h; nil when there is none, or when h leads to another key's.
 func (s *shard) record(h uint64, key []byte) []byte {
 	off, ok := s.index[h]
 	if !ok {
