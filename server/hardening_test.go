@@ -84,6 +84,45 @@ func TestHugeHeadersAreRefused(t *testing.T) {
 	}
 }
 
+// TestShutdownBeforeServe: a Shutdown that comes before Serve has set up
+// its servers (Serve may be starting on another goroutine) makes Serve
+// close its listeners and return at once, as net/http's does. It used to
+// serve on, and whoever waited for it after Shutdown waited forever.
+func TestShutdownBeforeServe(t *testing.T) {
+	var cfg server.Config
+	newCertFor(t, &cfg)
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := server.Listen("127.0.0.1:0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), ls) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, http.ErrServerClosed) {
+			t.Fatalf("Serve after Shutdown: %v, want http.ErrServerClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		ls.Close()
+		<-done
+		t.Fatal("Serve after Shutdown served on")
+	}
+	if c, err := net.Dial("tcp", ls.TCP.Addr().String()); err == nil {
+		c.Close()
+		t.Fatal("the TCP listener is still open")
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close after Shutdown: %v", err)
+	}
+}
+
 // TestShutdownDrains: a request in flight when Shutdown begins completes;
 // new connections are refused.
 func TestShutdownDrains(t *testing.T) {

@@ -41,6 +41,9 @@ type Server struct {
 	https    *http.Server
 	h3       *http3.Server
 	redirect *http.Server
+	shutdown bool // Shutdown was called: a later Serve returns at once
+
+	closeOnce sync.Once
 }
 
 // New checks cfg and prepares everything that can fail before listening:
@@ -227,6 +230,11 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		s.mu.Unlock()
 		return errors.New("server: Serve called twice")
 	}
+	if s.shutdown {
+		s.mu.Unlock()
+		l.Close()
+		return http.ErrServerClosed
+	}
 	s.https, s.h3, s.redirect = https, h3, redirect
 	s.mu.Unlock()
 
@@ -268,13 +276,17 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 }
 
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,
-// then closes what is left. Serve returns once everything has stopped.
+// then closes what is left. Serve returns once everything has stopped; a
+// Serve that had not begun serving yet (it may be starting on another
+// goroutine) closes its listeners and returns http.ErrServerClosed, as
+// net/http's does.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	s.shutdown = true
 	https, h3, redirect := s.https, s.h3, s.redirect
 	s.mu.Unlock()
 	if https == nil {
-		return nil
+		return s.Close()
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
@@ -311,12 +323,17 @@ func (s *Server) drainTunnels(ctx context.Context) {
 }
 
 // Close ends every tunnel still open and releases the resolver. Shutdown
-// calls it; call it yourself only when Serve was never called.
+// calls it; call it yourself only when Serve was never called. Calls
+// after the first do nothing.
 func (s *Server) Close() error {
-	if s.tunnel != nil {
-		s.tunnel.Close()
-	}
-	return s.resolver.Close()
+	var err error
+	s.closeOnce.Do(func() {
+		if s.tunnel != nil {
+			s.tunnel.Close()
+		}
+		err = s.resolver.Close()
+	})
+	return err
 }
 
 func (s *Server) closeAll() {
