@@ -89,16 +89,7 @@ func TestHugeHeadersAreRefused(t *testing.T) {
 // close its listeners and return at once, as net/http's does. It used to
 // serve on, and whoever waited for it after Shutdown waited forever.
 func TestShutdownBeforeServe(t *testing.T) {
-	var cfg server.Config
-	newCertFor(t, &cfg)
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := server.Listen("127.0.0.1:0", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, ls, _ := prepare(t, server.Config{}, "")
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
@@ -173,17 +164,8 @@ type unmanaged struct {
 
 func startNoCleanup(t *testing.T, cfg server.Config) unmanaged {
 	t.Helper()
-	r := &running{}
-	r.cert = newCertFor(t, &cfg)
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := server.Listen("127.0.0.1:0", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.srv, r.addr = srv, ls.TCP.Addr().String()
+	srv, ls, cert := prepare(t, cfg, "")
+	r := &running{srv: srv, cert: cert, addr: ls.TCP.Addr().String()}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), ls) }()
 	return unmanaged{r, done}

@@ -31,24 +31,34 @@ type running struct {
 	httpAddr string // plain HTTP redirect, if asked for
 }
 
-// start runs a server for cfg on loopback; a zero cert source gets the
-// test certificate. It is shut down when the test ends.
-func start(t *testing.T, cfg server.Config, withHTTP bool) *running {
+// prepare makes a server for cfg (a zero cert source gets the test
+// certificate) and its listeners on loopback ports, plain HTTP too when
+// httpAddr is not "", failing t on an error; it does not serve.
+func prepare(t *testing.T, cfg server.Config, httpAddr string) (*server.Server, server.Listeners, *testenv.Cert) {
 	t.Helper()
 	cert := newCertFor(t, &cfg)
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
+	ls, err := server.Listen("127.0.0.1:0", httpAddr)
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	return srv, ls, cert
+}
+
+// start runs a server for cfg on loopback, as prepare makes it. It is shut
+// down when the test ends.
+func start(t *testing.T, cfg server.Config, withHTTP bool) *running {
+	t.Helper()
 	httpAddr := ""
 	if withHTTP {
 		httpAddr = "127.0.0.1:0"
 	}
-	ls, err := server.Listen("127.0.0.1:0", httpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, ls, cert := prepare(t, cfg, httpAddr)
+	t.Cleanup(func() { srv.Close() })
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), ls) }()
 	t.Cleanup(func() {
