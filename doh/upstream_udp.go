@@ -351,18 +351,6 @@ func (u *udpUpstream) read(s *udpSocket) {
 	u.mu.Unlock()
 }
 
-// readDatagramsLoop reads datagrams from conn into buf, one per system
-// call, and hands each to handle, until reading fails.
-func readDatagramsLoop(conn net.Conn, buf []byte, handle func([]byte)) error {
-	for {
-		n, err := conn.Read(buf)
-		if err != nil {
-			return err
-		}
-		handle(buf[:n])
-	}
-}
-
 var errSocketFailed = errors.New("socket failed")
 
 func (u *udpUpstream) close() {

@@ -11,8 +11,14 @@ type udpReadBuf struct {
 
 func newUDPReadBuf() *udpReadBuf { return new(udpReadBuf) }
 
-// readDatagrams reads datagrams from conn into b and hands each to
-// handle, until reading fails.
+// readDatagrams reads datagrams from conn into b, one per system call,
+// and hands each to handle, until reading fails.
 func readDatagrams(conn net.Conn, b *udpReadBuf, handle func([]byte)) error {
-	return readDatagramsLoop(conn, b.data[:], handle)
+	for {
+		n, err := conn.Read(b.data[:])
+		if err != nil {
+			return err
+		}
+		handle(b.data[:n])
+	}
 }
