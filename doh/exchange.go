@@ -82,9 +82,6 @@ func (r *Resolver) maybePrefetch(q *query, msg []byte, e *cache.Entry, now time.
 		return
 	}
 	if r.cache.ClaimPrefetch(q.keyBytes, e) {
-		// When busy or closed, no prefetch.
-		if f, fresh, _ := r.join(q, msg); fresh {
-			r.goLaunch(f)
-		}
+		r.join(q, msg) // when busy or closed, no prefetch
 	}
 }

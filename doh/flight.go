@@ -34,15 +34,12 @@ type flight struct {
 // resolve waits for the flight of q's key and returns its answer; or stale,
 // when there is one and the flight fails or takes longer than StaleAfter.
 func (r *Resolver) resolve(ctx context.Context, q *query, msg []byte, stale *cache.Entry) (*cache.Entry, bool, error) {
-	f, fresh, err := r.join(q, msg)
+	f, err := r.join(q, msg)
 	if err != nil {
 		if errors.Is(err, errBusy) && stale != nil {
 			return stale, true, nil
 		}
 		return nil, false, err
-	}
-	if fresh {
-		r.goLaunch(f)
 	}
 	f.waiters.Add(1)
 	var timeout <-chan time.Time
@@ -67,20 +64,20 @@ func (r *Resolver) resolve(ctx context.Context, q *query, msg []byte, stale *cac
 // errBusy is join's answer when MaxFlights are in the air already.
 var errBusy = errors.New("doh: too many queries in flight")
 
-// join returns the flight for q's key, and true when it made it, for the
-// caller to launch; ErrClosed once the Resolver is closed, errBusy when
+// join returns the flight for q's key, making and launching one when
+// there is none; ErrClosed once the Resolver is closed, errBusy when
 // making one would pass MaxFlights.
-func (r *Resolver) join(q *query, msg []byte) (*flight, bool, error) {
+func (r *Resolver) join(q *query, msg []byte) (*flight, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, false, ErrClosed
+		return nil, ErrClosed
 	}
 	if f := r.flights[string(q.keyBytes)]; f != nil {
-		return f, false, nil
+		return f, nil
 	}
 	if len(r.flights) >= r.maxFlights {
-		return nil, false, errBusy
+		return nil, errBusy
 	}
 	// A fresh query: RD, AD (RFC 6840 §5.7), the client's CD, and an OPT
 	// record with only the DO bit: no Client Subnet, no cookies, no padding.
@@ -95,7 +92,8 @@ func (r *Resolver) join(q *query, msg []byte) (*flight, bool, error) {
 	f.try.msg = up[n:n]
 	r.flights[f.key] = f
 	r.wg.Add(1)
-	return f, true, nil
+	r.goLaunch(f)
+	return f, nil
 }
 
 // launch sends f's query to the first upstream. When that is a UDP one,
