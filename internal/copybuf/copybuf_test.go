@@ -5,23 +5,9 @@ import (
 	"io"
 	"slices"
 	"testing"
+
+	"github.com/porta443/porta/internal/relay/relaytest"
 )
-
-// scriptedReader reads as its script says: a negative entry fills the
-// caller's buffer, a positive one returns that many bytes; then EOF.
-type scriptedReader struct{ script []int }
-
-func (r *scriptedReader) Read(p []byte) (int, error) {
-	if len(r.script) == 0 {
-		return 0, io.EOF
-	}
-	n := r.script[0]
-	r.script = r.script[1:]
-	if n < 0 || n > len(p) {
-		n = len(p)
-	}
-	return n, nil
-}
 
 // A bulk transfer moves to the large buffer after one full read, and back
 // once reads come in small; the buffer goes back to the pool at the end.
@@ -29,7 +15,7 @@ func TestCopyBufferFollowsTheData(t *testing.T) {
 	var pool Pool
 	var writes []int
 	dst := func(p []byte) error { writes = append(writes, len(p)); return nil }
-	src := &scriptedReader{script: []int{-1, -1, -1, -1, 100, 100, -1, -1}}
+	src := &relaytest.Script{-1, -1, -1, -1, 100, 100, -1, -1}
 	var chunks int
 	total, err := Copy(dst, src, &pool, func(int) { chunks++ })
 	if err != nil {
@@ -62,7 +48,7 @@ func TestCopyWriteError(t *testing.T) {
 		}
 		return nil
 	}
-	_, err := Copy(dst, &scriptedReader{script: []int{-1, -1, -1, -1}}, &pool, nil)
+	_, err := Copy(dst, &relaytest.Script{-1, -1, -1, -1}, &pool, nil)
 	if !errors.Is(err, boom) || calls != 3 || pool.Lent() != 0 {
 		t.Fatalf("err %v after %d writes, %d lent", err, calls, pool.Lent())
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/porta443/porta/internal/copybuf"
+	"github.com/porta443/porta/internal/relay/relaytest"
 	"go.uber.org/goleak"
 )
 
@@ -158,26 +159,15 @@ func TestGroupServeListenerError(t *testing.T) {
 	}
 }
 
-// scriptedConn reads as its script says: a negative entry fills the
-// caller's buffer, a positive one returns that many bytes; then EOF. It
-// records the size of each write.
+// scriptedConn reads as its script says (relaytest.Script) and records
+// the size of each write.
 type scriptedConn struct {
 	net.Conn // only Read and Write are used
-	script   []int
-	writes   []int
+	relaytest.Script
+	writes []int
 }
 
-func (c *scriptedConn) Read(p []byte) (int, error) {
-	if len(c.script) == 0 {
-		return 0, io.EOF
-	}
-	n := c.script[0]
-	c.script = c.script[1:]
-	if n < 0 || n > len(p) {
-		n = len(p)
-	}
-	return n, nil
-}
+func (c *scriptedConn) Read(p []byte) (int, error) { return c.Script.Read(p) }
 
 func (c *scriptedConn) Write(p []byte) (int, error) {
 	c.writes = append(c.writes, len(p))
@@ -188,7 +178,7 @@ func (c *scriptedConn) Write(p []byte) (int, error) {
 // the large buffer after one full read, and back once reads come in small.
 func TestPumpBufferFollowsTheData(t *testing.T) {
 	var r Relay
-	src := &scriptedConn{script: []int{-1, -1, -1, -1, 100, 100, -1}}
+	src := &scriptedConn{Script: relaytest.Script{-1, -1, -1, -1, 100, 100, -1}}
 	dst := &scriptedConn{}
 	if err := r.pump(dst, src); err != nil {
 		t.Fatal(err)

@@ -288,3 +288,21 @@ func ExpectSum(t testing.TB, r io.Reader, sum [32]byte, what string) {
 		t.Fatalf("%s corrupted", what)
 	}
 }
+
+// Script is a reader that reads as its entries say: a negative entry
+// fills the caller's buffer, a positive one returns that many bytes (at
+// most the buffer's length, whatever it held); then EOF. Copy loops are
+// tested with it for the buffer sizes they read with.
+type Script []int
+
+func (s *Script) Read(p []byte) (int, error) {
+	if len(*s) == 0 {
+		return 0, io.EOF
+	}
+	n := (*s)[0]
+	*s = (*s)[1:]
+	if n < 0 || n > len(p) {
+		n = len(p)
+	}
+	return n, nil
+}
