@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -48,12 +49,13 @@ func TestIdleTunnelHoldsNoBuffer(t *testing.T) {
 			}
 			conns = append(conns, c)
 		}
+		download := runtime.FuncForPC(reflect.ValueOf((*relay).download).Pointer()).Name() + "("
 		idle := func(when string) {
 			t.Helper()
 			var downloads int
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				downloads = countGoroutines("tunnel.(*relay).download(")
+				downloads = countGoroutines(download)
 				lent := ts.h.pool.Lent()
 				if lent == 0 && (!watchIdle || downloads == 0) {
 					return
@@ -65,6 +67,13 @@ func TestIdleTunnelHoldsNoBuffer(t *testing.T) {
 			}
 		}
 		idle("after 1 MiB down")
+		// The watcher's name is spelled out (it has no loop off Linux):
+		// with tunnels open there must be one, so that a rename fails here
+		// rather than make the check below pass for nothing.
+		const watcherLoop = "tunnel.(*watcher).loop("
+		if n := countGoroutines(watcherLoop); watchIdle && n != 1 {
+			t.Fatalf("%d watcher goroutines with tunnels open, want 1", n)
+		}
 
 		for i, c := range conns {
 			if _, err := c.Write([]byte("ping\n")); err != nil {
@@ -98,7 +107,7 @@ func TestIdleTunnelHoldsNoBuffer(t *testing.T) {
 		}
 		waitFor(t, "tunnels to close", 10*time.Second, func() bool { return ts.h.Active() == 0 })
 		waitFor(t, "the watcher to stop", 10*time.Second, func() bool {
-			return countGoroutines("tunnel.(*watcher).loop(") == 0
+			return countGoroutines(watcherLoop) == 0
 		})
 	})
 }
