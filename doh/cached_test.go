@@ -145,32 +145,37 @@ func TestAppendCachedDeclines(t *testing.T) {
 }
 
 // AppendCachedUDP reports the asker's UDP size for hits and misses alike.
+// www.example's A record is cached (without DO), so the well-formed
+// queries for it hit (an OPT record outside the additional section is
+// no EDNS, just a record); the DO one and the malformed ones miss.
 func TestAppendCachedUDPSize(t *testing.T) {
 	up := newTestUpstream(t)
 	r := newTestResolver(t, ResolverConfig{Upstreams: []string{"udp://" + up.Addr}})
+	exchange(t, r, newQuery("www.example", dns.TypeA))
 	q := func(f func(m *dns.Msg)) []byte { return packModified(t, f) }
 	tests := []struct {
 		name string
 		msg  []byte
 		want int
+		hit  bool
 	}{
-		{"no EDNS", q(func(m *dns.Msg) {}), 512},
-		{"EDNS 1232", q(func(m *dns.Msg) { m.SetEdns0(1232, false) }), 1232},
-		{"EDNS 4096 DO", q(func(m *dns.Msg) { m.SetEdns0(4096, true) }), 4096},
-		{"EDNS 100", q(func(m *dns.Msg) { m.SetEdns0(100, false) }), 512},
+		{"no EDNS", q(func(m *dns.Msg) {}), 512, true},
+		{"EDNS 1232", q(func(m *dns.Msg) { m.SetEdns0(1232, false) }), 1232, true},
+		{"EDNS 4096 DO", q(func(m *dns.Msg) { m.SetEdns0(4096, true) }), 4096, false},
+		{"EDNS 100", q(func(m *dns.Msg) { m.SetEdns0(100, false) }), 512, true},
 		{"OPT after another record", q(func(m *dns.Msg) {
 			m.Extra = append(m.Extra, &dns.A{Hdr: dns.RR_Header{Name: "x.", Rrtype: dns.TypeA, Class: dns.ClassINET}, A: []byte{1, 2, 3, 4}})
 			m.SetEdns0(2048, false)
-		}), 2048},
+		}), 2048, true},
 		{"OPT-like record in answers", q(func(m *dns.Msg) {
 			m.Answer = append(m.Answer, &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT, Class: 4000}})
-		}), 512},
-		{"empty", nil, 512},
-		{"cut", q(func(m *dns.Msg) { m.SetEdns0(1232, false) })[:20], 512},
+		}), 512, true},
+		{"empty", nil, 512, false},
+		{"cut", q(func(m *dns.Msg) { m.SetEdns0(1232, false) })[:20], 512, false},
 	}
 	for _, tt := range tests {
-		if _, got, _ := r.AppendCachedUDP(nil, tt.msg); got != tt.want {
-			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
+		if _, got, hit := r.AppendCachedUDP(nil, tt.msg); got != tt.want || hit != tt.hit {
+			t.Errorf("%s: size %d, hit %v; want %d, %v", tt.name, got, hit, tt.want, tt.hit)
 		}
 	}
 }

@@ -195,7 +195,7 @@ func (c *Cache) ClaimPrefetch(key []byte, e *Entry) bool {
 // room by CLOCK. Entries with lifetime 0, and any too big for a segment
 // (a sixteenth of MaxBytes over 8), are not stored.
 func (c *Cache) Put(key string, e *Entry) {
-	n := (rHdrSize + len(key) + len(e.buf) + len(e.Options) + 3) &^ 3
+	n := recordSize(key, e)
 	h := maphash.String(c.seed, key)
 	s := c.shard(h)
 	if e.ttl == 0 || n > s.segSize {
@@ -238,6 +238,12 @@ func (s *shard) grow(need int) {
 	seg := make([]byte, min(s.segSize, max(need, 2*len(old), 4096)))
 	copy(seg, old[:s.fill[s.cur]])
 	s.segs[s.cur] = seg
+}
+
+// recordSize is what e takes in a segment under key: header, key, data,
+// padded to 4 bytes.
+func recordSize(key string, e *Entry) int {
+	return (rHdrSize + len(key) + len(e.buf) + len(e.Options) + 3) &^ 3
 }
 
 // clear moves s, whose mu is held, on to its oldest segment and clears it

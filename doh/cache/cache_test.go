@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,11 +88,6 @@ func TestLifetime(t *testing.T) {
 	}
 }
 
-// recordSize is what e takes in a cache under key.
-func recordSize(key []byte, e *Entry) int {
-	return (rHdrSize + len(key) + len(e.buf) + len(e.Options) + 3) &^ 3
-}
-
 func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	now := time.Now()
 	e, err := NewEntry(answer("www.example", 300), 86400, now)
@@ -103,7 +99,7 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 		keys[i] = AppendKey(nil, []byte(fmt.Sprintf("\x05n%04d\x00", i)), 1, 1, false, false)
 	}
 	const fit = 5 // records per segment
-	c := New(Config{MaxBytes: fit * recordSize(keys[0], e) * segments * shardCount})
+	c := New(Config{MaxBytes: fit * recordSize(string(keys[0]), e) * segments * shardCount})
 	bound := fit * segments * shardCount
 	var got Entry
 	for _, k := range keys {
@@ -122,7 +118,7 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	if !c.Get(keys[len(keys)-1], now, &got) {
 		t.Fatal("the newest entry is missing")
 	}
-	if made, max := segmentBytes(c), fit*recordSize(keys[0], e)*segments*shardCount; made > max {
+	if made, max := segmentBytes(c), fit*recordSize(string(keys[0]), e)*segments*shardCount; made > max {
 		t.Fatalf("%d bytes of segments, MaxBytes %d", made, max)
 	}
 }
@@ -179,6 +175,7 @@ func TestCacheConcurrent(t *testing.T) {
 	now := time.Now()
 	c := New(Config{MaxBytes: 32 << 10})
 	var wg sync.WaitGroup
+	var hits atomic.Int64
 	for g := range 4 {
 		wg.Go(func() {
 			var got Entry
@@ -197,6 +194,7 @@ func TestCacheConcurrent(t *testing.T) {
 				if !c.Get(key, now, &got) {
 					continue
 				}
+				hits.Add(1)
 				c.ClaimPrefetch(key, &got)
 				m := new(dns.Msg)
 				if err := m.Unpack(got.AppendTo(nil, now, false)); err != nil || m.Question[0].Name != name {
@@ -207,6 +205,9 @@ func TestCacheConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if hits.Load() == 0 {
+		t.Fatal("no Get found anything: nothing was checked")
+	}
 }
 
 func TestCacheReplacesAndPrefetchesOnce(t *testing.T) {
@@ -284,10 +285,15 @@ func TestCacheSkipsWhatDoesNotFit(t *testing.T) {
 	now := time.Now()
 	e, _ := NewEntry(answer("www.example", 300, 300, 300, 300), 86400, now)
 	key := AppendKey(nil, []byte("\x03www\x07example\x00"), 1, 1, false, false)
-	c := New(Config{MaxBytes: (recordSize(key, e) - 1) * segments * shardCount})
-	c.Put(string(key), e)
-	if c.Len() != 0 {
-		t.Fatal("an entry bigger than a segment was stored")
+	size := recordSize(string(key), e)
+	for _, tt := range []struct {
+		segSize, want int
+	}{{size - 1, 0}, {size, 1}} {
+		c := New(Config{MaxBytes: tt.segSize * segments * shardCount})
+		c.Put(string(key), e)
+		if c.Len() != tt.want {
+			t.Errorf("segments of %d bytes, a record of %d: %d stored, want %d", tt.segSize, size, c.Len(), tt.want)
+		}
 	}
 }
 
