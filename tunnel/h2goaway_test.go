@@ -86,7 +86,9 @@ func TestH2IdleConnectionReplaced(t *testing.T) {
 	ts := newTestServerOpts(t, h, serverOpts{configure: func(s *http.Server) { s.IdleTimeout = 200 * time.Millisecond }})
 	d := newDialer(t, ts, "h2", testUser, testToken)
 	target := echoTarget(t)
-	echo := func() {
+	// echo returns the protocol of the connection while its tunnel is
+	// open: after, the 200 ms idle timeout may close it at any moment.
+	echo := func() string {
 		t.Helper()
 		c, err := d.DialContext(context.Background(), "tcp", target)
 		if err != nil {
@@ -101,11 +103,11 @@ func TestH2IdleConnectionReplaced(t *testing.T) {
 		if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
 			t.Fatalf("echo: %q, %v", got, err)
 		}
+		return d.Protocol()
 	}
 	echo()
 	waitFor(t, "the server to close the idle connection", 5*time.Second, func() bool { return d.Protocol() == "" })
-	echo()
-	if p := d.Protocol(); p != "h2" {
+	if p := echo(); p != "h2" {
 		t.Fatalf("protocol %q after reconnecting", p)
 	}
 }
@@ -186,6 +188,9 @@ func TestH2NotProcessedGoesElsewhere(t *testing.T) {
 	}
 	if ra := second.RemoteAddr().String(); ra != target {
 		t.Fatalf("remote address %s", ra)
+	}
+	if n := b.h.Active(); n != 1 {
+		t.Fatalf("%d tunnels on the second server, want the second one", n)
 	}
 	resp, err := d.RoundTrip(req)
 	if err != nil {
