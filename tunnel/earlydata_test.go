@@ -16,11 +16,7 @@ import (
 // who recorded it) is refused with 425 even with valid credentials, while
 // the same CONNECT after the handshake is tunneled.
 func TestEarlyDataRefused(t *testing.T) {
-	h, err := NewHandler(HandlerConfig{Next: newWebsite(t), Users: testUsers(t), AllowPrivate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := newTestServerOpts(t, h, serverOpts{quic: func(c *quic.Config) { c.Allow0RTT = true }})
+	ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{quic: func(c *quic.Config) { c.Allow0RTT = true }})
 	target := echoTarget(t)
 	tlsConf := ts.cert.ClientTLS(http3.NextProtoH3)
 	tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(4)

@@ -73,12 +73,8 @@ func TestFastOpen(t *testing.T) {
 	for _, mode := range []string{"h2", "h3"} {
 		t.Run(mode, func(t *testing.T) {
 			res := &blockingResolver{called: make(chan string, 1), release: make(chan struct{})}
-			h, err := NewHandler(HandlerConfig{Next: newWebsite(t), Users: testUsers(t), Resolver: res, AllowPrivate: true})
-			if err != nil {
-				t.Fatal(err)
-			}
 			var got atomic.Int64
-			ts := newTestServerOpts(t, h, serverOpts{
+			ts := newTunnelServerOpts(t, HandlerConfig{Resolver: res, AllowPrivate: true}, serverOpts{
 				wrapTCP: func(l net.Listener) net.Listener { return countingListener{l, &got} },
 				wrapUDP: func(c net.PacketConn) net.PacketConn { return countingPacketConn{c, &got} },
 			})

@@ -27,11 +27,7 @@ func TestH2GoAwayLetsStreamsFinish(t *testing.T) {
 		c.Write(half)
 	})
 	var hs *http.Server
-	h, err := NewHandler(HandlerConfig{AllowPrivate: true, Users: testUsers(t), Next: newWebsite(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := newTestServerOpts(t, h, serverOpts{configure: func(s *http.Server) { hs = s }})
+	ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{configure: func(s *http.Server) { hs = s }})
 	d := newDialer(t, ts, "h2", testUser, testToken)
 	c, err := d.DialContext(context.Background(), "tcp", target)
 	if err != nil {
@@ -79,11 +75,7 @@ func TestH2GoAwayLetsStreamsFinish(t *testing.T) {
 // GOAWAY, then close) is replaced on the next dial, which works: a laptop
 // that sat idle for a while gets its next tunnel without an error.
 func TestH2IdleConnectionReplaced(t *testing.T) {
-	h, err := NewHandler(HandlerConfig{AllowPrivate: true, Users: testUsers(t), Next: newWebsite(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := newTestServerOpts(t, h, serverOpts{configure: func(s *http.Server) { s.IdleTimeout = 200 * time.Millisecond }})
+	ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{configure: func(s *http.Server) { s.IdleTimeout = 200 * time.Millisecond }})
 	d := newDialer(t, ts, "h2", testUser, testToken)
 	target := echoTarget(t)
 	// echo returns the protocol of the connection while its tunnel is
@@ -122,11 +114,7 @@ func TestH2IdleConnectionReplaced(t *testing.T) {
 func TestH2NotProcessedGoesElsewhere(t *testing.T) {
 	serve := func() (*testServer, **http.Server) {
 		var hs *http.Server
-		h, err := NewHandler(HandlerConfig{AllowPrivate: true, Users: testUsers(t), Next: newWebsite(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := newTestServerOpts(t, h, serverOpts{configure: func(s *http.Server) { hs = s }})
+		ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{configure: func(s *http.Server) { hs = s }})
 		return ts, &hs
 	}
 	a, aSrv := serve()

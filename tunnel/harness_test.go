@@ -143,6 +143,12 @@ func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testSe
 // newTunnelServer runs a Handler in front of a small website.
 func newTunnelServer(t testing.TB, cfg HandlerConfig) *testServer {
 	t.Helper()
+	return newTunnelServerOpts(t, cfg, serverOpts{})
+}
+
+// newTunnelServerOpts is newTunnelServer with the test server's options.
+func newTunnelServerOpts(t testing.TB, cfg HandlerConfig, o serverOpts) *testServer {
+	t.Helper()
 	if cfg.Next == nil {
 		cfg.Next = newWebsite(t)
 	}
@@ -153,7 +159,7 @@ func newTunnelServer(t testing.TB, cfg HandlerConfig) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newTestServer(t, h)
+	return newTestServerOpts(t, h, o)
 }
 
 func basicAuth(user, token string) string {
@@ -164,7 +170,7 @@ func basicAuth(user, token string) string {
 func newDialer(t testing.TB, ts *testServer, mode, user, token string) *Dialer {
 	t.Helper()
 	d, err := NewDialer(DialerConfig{
-		Servers:   []string{"https://" + user + ":" + token + "@" + ts.addr},
+		Servers:   []string{serverURLFor(user, token, ts.addr)},
 		RootCAs:   ts.cert.Pool,
 		Transport: mode,
 	})
@@ -287,4 +293,9 @@ func pinOf(ts *testServer) string {
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
 
 // serverURL is the test user's server URL for a server at addr.
-func serverURL(addr string) string { return "https://" + testUser + ":" + testToken + "@" + addr }
+func serverURL(addr string) string { return serverURLFor(testUser, testToken, addr) }
+
+// serverURLFor is a server URL for user with token at addr.
+func serverURLFor(user, token, addr string) string {
+	return "https://" + user + ":" + token + "@" + addr
+}

@@ -104,11 +104,7 @@ func TestHandlerClose(t *testing.T) {
 // WriteTimeout (meant for website requests) do not cut a tunnel short.
 func TestServerTimeoutsSpareTunnels(t *testing.T) {
 	run(t, func(t *testing.T, mode string) {
-		h, err := NewHandler(HandlerConfig{Next: newWebsite(t), Users: testUsers(t), AllowPrivate: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := newTestServerOpts(t, h, serverOpts{configure: func(s *http.Server) {
+		ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{configure: func(s *http.Server) {
 			s.ReadTimeout = 200 * time.Millisecond
 			s.WriteTimeout = 200 * time.Millisecond
 		}})
