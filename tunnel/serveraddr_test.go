@@ -27,7 +27,7 @@ func TestDialerResolvesServersWithItsResolver(t *testing.T) {
 			ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
 			res := &countingResolver{Resolver: mapResolver{"porta-server.test": {netip.MustParseAddr("127.0.0.1")}}}
 			d, err := NewDialer(DialerConfig{
-				Servers:   []string{"https://" + testUser + ":" + testToken + "@porta-server.test:" + itoa(portOf(ts.addr))},
+				Servers:   []string{serverURL("porta-server.test:" + itoa(portOf(ts.addr)))},
 				Pin:       pinOf(ts),
 				Transport: mode,
 				Resolver:  res,
