@@ -190,3 +190,52 @@ func TestH2ClosedStreamsReturnTheWindow(t *testing.T) {
 		t.Fatal("the bytes differ")
 	}
 }
+
+// A deadline set while a Read or Write waits ends that call, as net.Conn
+// says: SetReadDeadline(now) is how a caller cancels a Read.
+func TestDeadlineEndsWaitingCalls(t *testing.T) {
+	for _, mode := range []string{"h2", "h3"} { // the Dialer's transports
+		t.Run(mode, func(t *testing.T) {
+			held := make(chan struct{})
+			defer close(held)
+			target := serveTarget(t, func(c *net.TCPConn) { <-held }) // never reads, never writes
+			d := newDialer(t, newTunnelServer(t, HandlerConfig{AllowPrivate: true}), mode, testUser, testToken)
+			c, err := d.DialContext(context.Background(), "tcp", target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ended := func(what string, call func() error, cancel func()) {
+				t.Helper()
+				done := make(chan error, 1)
+				go func() { done <- call() }()
+				time.Sleep(200 * time.Millisecond) // let it wait
+				cancel()
+				select {
+				case err := <-done:
+					if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+						t.Fatalf("%s: %v, want a timeout", what, err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%s still waits after its deadline passed", what)
+				}
+			}
+			ended("Read", func() error {
+				_, err := c.Read(make([]byte, 10))
+				return err
+			}, func() { c.SetReadDeadline(time.Now()) })
+			// Writes block once the windows and the target's socket are full.
+			ended("Write", func() error {
+				buf := make([]byte, 1<<20)
+				for {
+					if _, err := c.Write(buf); err != nil {
+						return err
+					}
+				}
+			}, func() {
+				time.Sleep(time.Second) // fill the windows first
+				c.SetWriteDeadline(time.Now())
+			})
+		})
+	}
+}

@@ -88,14 +88,7 @@ func (s *h2ClientStream) respond(status int, h http.Header, err error) {
 	})
 }
 
-func (s *h2ClientStream) hasResponse() bool {
-	select {
-	case <-s.respCh:
-		return true
-	default:
-		return false
-	}
-}
+func (s *h2ClientStream) hasResponse() bool { return isClosed(s.respCh) }
 
 // response waits for the server's answer to a CONNECT: nil for 2xx.
 func (s *h2ClientStream) response() error {
