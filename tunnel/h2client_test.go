@@ -3,6 +3,7 @@ package tunnel
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -237,5 +238,36 @@ func TestDeadlineEndsWaitingCalls(t *testing.T) {
 				c.SetWriteDeadline(time.Now())
 			})
 		})
+	}
+}
+
+// A Close while CopyChunks has lent a chunk to dst (the relay closes a
+// tunnel from its other direction) gives that chunk's bytes back to the
+// connection window once, not twice: more would let the server send
+// more than the client can hold, and past 2^31-1 fail the connection.
+func TestH2CloseDuringCopyCreditsOnce(t *testing.T) {
+	target, _ := sourceTarget(t, 4<<20)
+	d := newDialer(t, newTunnelServer(t, HandlerConfig{AllowPrivate: true}), "h2", testUser, testToken)
+	c, err := d.DialContext(context.Background(), "tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.(*tunnelConn).stream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := st.(*h2ClientStream).c
+	var pool copybuf.Pool
+	stop := errors.New("stop")
+	var got int
+	n, err := copybuf.Copy(func(p []byte) error { got = len(p); c.Close(); return stop }, c, &pool, nil)
+	if !errors.Is(err, stop) || n != 0 || got == 0 {
+		t.Fatalf("copy: %d bytes counted, %v; dst had %d", n, err, got)
+	}
+	hc.mu.Lock()
+	over := hc.inflow + hc.unacked - int64(hc.connWindow)
+	hc.mu.Unlock()
+	if over > 0 {
+		t.Fatalf("%d bytes given back to the connection window twice (the chunk lent had %d)", over, got)
 	}
 }

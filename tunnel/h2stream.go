@@ -247,28 +247,27 @@ func (s *h2ClientStream) CopyChunks(dst func([]byte) error) (int64, error) {
 	s.mu.Lock()
 	for {
 		if len(s.q) > 0 && s.q[0].off < s.q[0].end {
-			ch := s.q[0]
+			ch := &s.q[0]
 			p := (*ch.b)[ch.off:ch.end]
+			ch.off = ch.end // taken: a Close meanwhile counts only what is left
 			s.lent = true
 			s.mu.Unlock()
 			err := dst(p)
 			s.mu.Lock()
 			s.lent = false
-			if !s.closed { // Close took the queue away, and left this chunk to the GC
-				// The read loop may have added to this chunk meanwhile:
-				// it goes only once all of it is sent.
-				s.q[0].off = ch.end
-				if s.q[0].off == s.q[0].end && !(len(s.q) == 1 && s.tail) {
-					s.c.putChunk(ch.b)
-					s.q = slices.Delete(s.q, 0, 1)
-				}
+			// Close took the queue away, and left this chunk to the GC.
+			// The read loop may have added to this chunk meanwhile: it
+			// goes only once all of it is sent.
+			if !s.closed && s.q[0].off == s.q[0].end && !(len(s.q) == 1 && s.tail) {
+				s.c.putChunk(s.q[0].b)
+				s.q = slices.Delete(s.q, 0, 1)
 			}
 			s.mu.Unlock()
 			s.c.consumed(s, len(p))
-			total += int64(len(p))
 			if err != nil {
 				return total, err
 			}
+			total += int64(len(p))
 			s.mu.Lock()
 			continue
 		}
