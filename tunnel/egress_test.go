@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 // refused asserts that err is the server's refusal with this Proxy-Status
@@ -34,6 +35,29 @@ func tryTunnel(t *testing.T, ts *testServer, mode, target string) error {
 	c.Write([]byte("x"))
 	_, err = c.Read(make([]byte, 1))
 	return err
+}
+
+// A Write on a tunnel the server refused fails with the refusal, not
+// with the stream reset that follows it, on each of the Dialer's
+// transports.
+func TestDialerWriteSaysRefused(t *testing.T) {
+	for _, mode := range []string{"h2", "h3"} {
+		t.Run(mode, func(t *testing.T) {
+			d := newDialer(t, newTunnelServer(t, HandlerConfig{}), mode, testUser, testToken)
+			c, err := d.DialContext(context.Background(), "tcp", "127.0.0.1:80")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for range 200 {
+				if _, err = c.Write([]byte("x")); err != nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			refused(t, err, 403, "destination_ip_prohibited")
+		})
+	}
 }
 
 // TestEgressRefused: without AllowPrivate, loopback, private and the

@@ -139,15 +139,20 @@ func (s *h2ClientStream) writeErr() error {
 	return nil
 }
 
-// Write sends p in DATA frames as the windows allow.
+// Write sends p in DATA frames as the windows allow. When the server
+// refused the CONNECT (and then reset the stream), the error is the
+// refusal, as a Read's is.
 func (s *h2ClientStream) Write(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		k, err := s.c.reserve(s, len(p)-n)
-		if err != nil {
-			return n, err
+		if err == nil {
+			err = s.c.writeData(s.id, p[n:n+k], false)
 		}
-		if err := s.c.writeData(s.id, p[n:n+k], false); err != nil {
+		if err != nil {
+			if s.hasResponse() && s.status != 0 && s.status/100 != 2 {
+				err = s.response()
+			}
 			return n, err
 		}
 		n += k
