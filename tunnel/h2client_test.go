@@ -1,12 +1,14 @@
 package tunnel
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -269,5 +271,63 @@ func TestH2CloseDuringCopyCreditsOnce(t *testing.T) {
 	hc.mu.Unlock()
 	if over > 0 {
 		t.Fatalf("%d bytes given back to the connection window twice (the chunk lent had %d)", over, got)
+	}
+}
+
+// RoundTrip's request body is sent beside the response, which does not
+// wait for it: a server that answers without reading a large body (and
+// then resets the stream, as net/http's does) leaves the whole answer
+// readable; and a body whose Read never returns does not hold up
+// Dialer.Close.
+func TestH2RoundTripBody(t *testing.T) {
+	ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
+	d, err := NewDialer(DialerConfig{Servers: []string{serverURL(ts.addr)}, RootCAs: ts.cert.Pool, Transport: "h2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := func(body io.Reader) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "https://"+ts.addr+"/", body)
+		resp, err := d.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("RoundTrip: %v", err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Contains(got, []byte("Hello from the website")) {
+			t.Fatalf("%d %q, %v; want the website's page", resp.StatusCode, got, err)
+		}
+	}
+	page(bytes.NewReader(make([]byte, 32<<20))) // more than the windows take
+
+	stuck, unstick := io.Pipe()
+	defer unstick.Close()
+	page(stuck)
+	closed := make(chan error, 1)
+	go func() { closed <- d.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		unstick.Close()
+		<-closed
+		t.Fatal("Dialer.Close waited for a request body's Read")
+	}
+}
+
+// A request that fails for a reason of its own is not retried, and its
+// body is not fetched again (GetBody) for a retry that does not come.
+func TestRoundTripNoRetryNoGetBody(t *testing.T) {
+	ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
+	d := newDialer(t, ts, "h2", testUser, testToken)
+	req, _ := http.NewRequest(http.MethodPost, "https://"+ts.addr+"/", bytes.NewReader([]byte("body")))
+	calls := 0
+	getBody := req.GetBody
+	req.GetBody = func() (io.ReadCloser, error) { calls++; return getBody() }
+	req.Header["Bad Name"] = []string{"x"} // refused before it is sent
+	if _, err := d.RoundTrip(req); err == nil {
+		t.Fatal("a request with an invalid header name was sent")
+	}
+	if calls != 0 {
+		t.Fatalf("GetBody called %d times for a request that is not retried", calls)
 	}
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // roundTrip sends an ordinary request (a DoH query) on c. The body, if
-// any, is sent on a goroutine of its own while the response is awaited;
+// any, is sent on a goroutine of its own while the response is awaited
+// (not one of c's: like net/http's, it ends when the body's Read does);
 // the request's context ends the stream while the response or its body is
 // still coming.
 func (c *h2Conn) roundTrip(req *http.Request) (*http.Response, error) {
@@ -37,16 +38,19 @@ func (c *h2Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	stop := context.AfterFunc(ctx, func() { s.closeWith(ctx.Err()) })
 	if hasBody {
-		c.wg.Add(1)
 		go func() {
-			defer c.wg.Done()
-			_, err := io.Copy(s, req.Body)
+			body := &readErr{r: req.Body}
+			_, err := io.Copy(s, body)
 			req.Body.Close()
-			if err != nil {
-				s.closeWith(fmt.Errorf("h2: request body: %w", err))
-				return
+			switch {
+			case body.err != nil: // a request cut short must not look whole
+				s.closeWith(fmt.Errorf("h2: request body: %w", body.err))
+			case err == nil:
+				s.CloseWrite()
 			}
-			s.CloseWrite()
+			// A write that failed failed with the stream, which ended its
+			// read side itself: after what was received, a complete
+			// response included (RFC 9113 §8.1), which stays readable.
 		}()
 	}
 	<-s.respCh
@@ -69,6 +73,21 @@ func (c *h2Conn) roundTrip(req *http.Request) (*http.Response, error) {
 		resp.ContentLength = cl
 	}
 	return resp, nil
+}
+
+// readErr is r, keeping the error of its Read (not EOF) apart from those
+// of whatever the data is written to.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (b *readErr) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
 
 // h2Body is a response body; closing it ends the stream.

@@ -31,8 +31,11 @@ func (d *Dialer) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		d.release(s)
+		if retried || !errors.Is(err, errNotProcessed) {
+			return nil, err
+		}
 		again, ok := rewound(req)
-		if retried || !ok || !errors.Is(err, errNotProcessed) {
+		if !ok {
 			return nil, err
 		}
 		req = again
