@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,5 +161,44 @@ func TestH2ClientAgainstMisbehavingServers(t *testing.T) {
 				t.Fatalf("read %d bytes and a clean EOF; want an error", len(got))
 			}
 		})
+	}
+}
+
+// A request the server resets with REFUSED_STREAM was not processed
+// (RFC 9113 §8.7): RoundTrip sends it once more. This server refuses
+// every stream.
+func TestH2RefusedStreamIsRetried(t *testing.T) {
+	var refusals atomic.Int32
+	addr, cert := scriptedH2Server(t, func(fr *http2.Framer, conn net.Conn, id uint32) {
+		for {
+			refusals.Add(1)
+			if fr.WriteRSTStream(id, http2.ErrCodeRefusedStream) != nil {
+				return
+			}
+			for { // the next request
+				f, err := fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				if h, ok := f.(*http2.MetaHeadersFrame); ok {
+					id = h.StreamID
+					break
+				}
+			}
+		}
+	})
+	d, err := NewDialer(DialerConfig{Servers: []string{serverURL(addr)}, RootCAs: cert.Pool, Transport: "h2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/", nil)
+	if _, err := d.RoundTrip(req); err == nil {
+		t.Fatal("RoundTrip succeeded against a server that refuses every stream")
+	}
+	if n := refusals.Load(); n != 2 {
+		t.Fatalf("the server refused %d streams; want 2 (the request, then its one retry)", n)
 	}
 }

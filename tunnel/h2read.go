@@ -108,6 +108,15 @@ type resetError struct{ code http2.ErrCode }
 
 func (e resetError) Error() string { return "h2: stream reset by the server: " + e.code.String() }
 
+// Unwrap makes REFUSED_STREAM errNotProcessed: the server did no work on
+// the stream (RFC 9113 §8.7), so a request on it may go again.
+func (e resetError) Unwrap() error {
+	if e.code == http2.ErrCodeRefusedStream {
+		return errNotProcessed
+	}
+	return nil
+}
+
 // readData reads a DATA frame's payload from the connection into its
 // stream: straight into the buffer of a Read waiting on it if there is one.
 func (c *h2Conn) readData(fh http2.FrameHeader) error {
