@@ -37,6 +37,7 @@ type h2Conn struct {
 	wmu      sync.Mutex
 	bw       *bufio.Writer
 	hbuf     bytes.Buffer
+	dataHdr  [9]byte // writeData's frame header
 	henc     *hpack.Encoder
 	wpending atomic.Int32
 	werr     error // sticky, under wmu
@@ -199,8 +200,11 @@ func (c *h2Conn) write(f func() error) error {
 		return c.werr
 	}
 	err := f()
-	var refused errNoWrite
-	connOK := err == nil || errors.As(err, &refused)
+	connOK := err == nil
+	if !connOK {
+		var nw errNoWrite // declared here: errors.As moves it to the heap
+		connOK = errors.As(err, &nw)
+	}
 	if c.wpending.Add(-1) == 0 && connOK {
 		if ferr := c.bw.Flush(); ferr != nil {
 			err, connOK = ferr, false
@@ -217,14 +221,17 @@ func (c *h2Conn) write(f func() error) error {
 // large payload goes from p to TLS without another copy (the Framer copies
 // every payload into its own buffer first).
 func (c *h2Conn) writeData(id uint32, p []byte, end bool) error {
-	var hdr [9]byte
-	hdr[0], hdr[1], hdr[2] = byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
-	hdr[3] = byte(http2.FrameData)
-	if end {
-		hdr[4] = byte(http2.FlagDataEndStream)
-	}
-	binary.BigEndian.PutUint32(hdr[5:], id)
 	return c.write(func() error {
+		// c's own header buffer, under the write lock: one on the stack
+		// would escape through bufio.Writer (an allocation per frame).
+		hdr := &c.dataHdr
+		hdr[0], hdr[1], hdr[2] = byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
+		hdr[3] = byte(http2.FrameData)
+		hdr[4] = 0
+		if end {
+			hdr[4] = byte(http2.FlagDataEndStream)
+		}
+		binary.BigEndian.PutUint32(hdr[5:], id)
 		if _, err := c.bw.Write(hdr[:]); err != nil {
 			return err
 		}
