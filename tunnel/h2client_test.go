@@ -331,3 +331,38 @@ func TestRoundTripNoRetryNoGetBody(t *testing.T) {
 		t.Fatalf("GetBody called %d times for a request that is not retried", calls)
 	}
 }
+
+// A connection opens streams up to the last ID a client may use
+// (2^31-1), and the tunnel after that goes on a new connection.
+func TestH2StreamIDsRunOut(t *testing.T) {
+	target := echoTarget(t)
+	d := newDialer(t, newTunnelServer(t, HandlerConfig{AllowPrivate: true}), "h2", testUser, testToken)
+	open := func() (*h2Conn, uint32) {
+		t.Helper()
+		c, err := d.DialContext(context.Background(), "tcp", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := c.(*tunnelConn).stream()
+		s := st.(*h2ClientStream)
+		return s.c, s.id
+	}
+	first, _ := open()
+	first.mu.Lock()
+	first.nextID = h2MaxStreamID
+	first.mu.Unlock()
+	if c, id := open(); c != first || id != h2MaxStreamID {
+		t.Fatalf("stream %d on connection %p; want %d on %p, the last ID on the first", id, c, h2MaxStreamID, first)
+	}
+	if c, _ := open(); c == first {
+		t.Fatal("a stream was opened past the last ID")
+	}
+}

@@ -74,9 +74,7 @@ const (
 	h2MinFrame            = 16384
 	h2MaxHeaderList       = 1 << 20
 	h2ClientPreface       = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-	// h2MaxStreamID leaves room for the streams a session may still open
-	// once alive turns false.
-	h2MaxStreamID = 1<<31 - 1 - 2*4096
+	h2MaxStreamID         = 1<<31 - 1 // the last a client may use
 )
 
 var errH2Closed = errors.New("h2: connection closed")
@@ -154,7 +152,7 @@ func clamp(v, lo, hi, def int) int {
 func (c *h2Conn) alive() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.err == nil && !c.goAway && c.nextID < h2MaxStreamID
+	return c.openErr() == nil
 }
 
 // close ends the connection and every stream on it, and waits for the
@@ -248,12 +246,8 @@ func (c *h2Conn) openStream(s *h2ClientStream, fields []hpack.HeaderField, end b
 	registered := false
 	err := c.write(func() error {
 		c.mu.Lock()
-		if c.err != nil || c.goAway {
-			err := c.err
+		if err := c.openErr(); err != nil {
 			c.mu.Unlock()
-			if err == nil {
-				err = errors.New("the server is going away")
-			}
 			return errNoWrite{err}
 		}
 		registered = true
@@ -294,6 +288,24 @@ func (c *h2Conn) openStream(s *h2ClientStream, fields []hpack.HeaderField, end b
 	}
 	return err
 }
+
+// openErr is why no stream may be opened on c now, or nil; c.mu is held.
+func (c *h2Conn) openErr() error {
+	switch {
+	case c.err != nil:
+		return c.err
+	case c.goAway:
+		return errGoingAway
+	case c.nextID > h2MaxStreamID: // reserved while alive, after the last ID went
+		return errIDsUsedUp
+	}
+	return nil
+}
+
+var (
+	errGoingAway = errors.New("the server is going away")
+	errIDsUsedUp = errors.New("stream IDs used up")
+)
 
 // errNoWrite is an error that wrote nothing: the connection stays usable.
 type errNoWrite struct{ error }
