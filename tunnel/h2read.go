@@ -18,6 +18,10 @@ func (c *h2Conn) readLoop() {
 	err := c.readFrames()
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
+		// Tell the server why, but briefly: a writer stuck on a dead
+		// path holds the write lock, and the deadline frees it too;
+		// until fail runs below, nothing else ends the connection.
+		c.conn.SetWriteDeadline(time.Now().Add(time.Second))
 		c.write(func() error { return c.fr.WriteGoAway(0, http2.ErrCode(ce), nil) })
 	}
 	if errors.Is(err, io.EOF) {
