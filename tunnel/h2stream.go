@@ -90,20 +90,20 @@ func (s *h2ClientStream) respond(status int, h http.Header, err error) {
 
 func (s *h2ClientStream) hasResponse() bool { return isClosed(s.respCh) }
 
-// response waits for the server's answer to a CONNECT: nil for 2xx.
+// response waits for the server's answer to a CONNECT: nil for 2xx. Once
+// it is in (every Read asks), it takes no lock.
 func (s *h2ClientStream) response() error {
-	select {
-	case <-s.respCh:
-	case <-s.rdl.wait():
-		return errTimeout
+	if !s.hasResponse() {
+		select {
+		case <-s.respCh:
+		case <-s.rdl.wait():
+			return errTimeout
+		}
 	}
 	if s.respErr != nil {
 		return fmt.Errorf("tunnel: CONNECT: %w", s.respErr)
 	}
-	if s.status/100 == 2 {
-		return nil
-	}
-	return &RefusedError{Status: s.status, ProxyStatus: s.header.Get("Proxy-Status")}
+	return refusal(s.status, s.header)
 }
 
 // fail ends reading with rerr (after what is queued) and writing with
@@ -150,8 +150,10 @@ func (s *h2ClientStream) Write(p []byte) (int, error) {
 			err = s.c.writeData(s.id, p[n:n+k], false)
 		}
 		if err != nil {
-			if s.hasResponse() && s.status != 0 && s.status/100 != 2 {
-				err = s.response()
+			if s.hasResponse() && s.respErr == nil {
+				if rerr := refusal(s.status, s.header); rerr != nil {
+					err = rerr
+				}
 			}
 			return n, err
 		}

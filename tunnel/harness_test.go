@@ -233,9 +233,9 @@ func connectH1(ts *testServer, target, auth string) (*h1Conn, error) {
 		tc.Close()
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if err := refusal(resp.StatusCode, resp.Header); err != nil {
 		tc.Close()
-		return nil, &RefusedError{Status: resp.StatusCode, ProxyStatus: resp.Header.Get("Proxy-Status")}
+		return nil, err
 	}
 	return &h1Conn{Conn: tc, br: br}, nil
 }

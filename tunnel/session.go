@@ -76,11 +76,20 @@ func (e *RefusedError) Error() string {
 func (e *RefusedError) HTTPStatus() int { return e.Status }
 
 func checkResponse(resp *http.Response) error {
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	err := refusal(resp.StatusCode, resp.Header)
+	if err != nil {
+		resp.Body.Close()
+	}
+	return err
+}
+
+// refusal is the answer to a CONNECT with status and header as an error:
+// nil for 2xx, else a *RefusedError.
+func refusal(status int, h http.Header) error {
+	if status/100 == 2 {
 		return nil
 	}
-	resp.Body.Close()
-	return &RefusedError{Status: resp.StatusCode, ProxyStatus: resp.Header.Get("Proxy-Status")}
+	return &RefusedError{Status: status, ProxyStatus: h.Get("Proxy-Status")}
 }
 
 // connectRequest is the CONNECT for target, authenticated as si's user.
