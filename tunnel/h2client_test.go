@@ -366,3 +366,36 @@ func TestH2StreamIDsRunOut(t *testing.T) {
 		t.Fatal("a stream was opened past the last ID")
 	}
 }
+
+// A server's SETTINGS_MAX_CONCURRENT_STREAMS bounds the tunnels on one
+// connection: past it, the Dialer opens another connection rather than
+// send a stream the server would refuse.
+func TestH2ServerStreamLimit(t *testing.T) {
+	ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{configure: func(s *http.Server) {
+		s.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 2}
+	}})
+	d := newDialer(t, ts, "h2", testUser, testToken)
+	target := echoTarget(t)
+	conns := map[*h2Conn]int{}
+	for i := range 5 {
+		c, err := d.DialContext(context.Background(), "tcp", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatalf("tunnel %d: %v", i, err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
+			t.Fatalf("tunnel %d: %v", i, err)
+		}
+		st, _ := c.(*tunnelConn).stream()
+		conns[st.(*h2ClientStream).c]++
+	}
+	for hc, n := range conns {
+		if n > 2 {
+			t.Fatalf("%d tunnels on connection %p; the server allows 2", n, hc)
+		}
+	}
+}

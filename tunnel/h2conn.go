@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -63,6 +64,8 @@ type h2Conn struct {
 	lastFrame atomic.Int64   // unix ns of the last frame read
 	pong      chan [8]byte
 
+	peerMaxStreams atomic.Uint32 // the server's SETTINGS_MAX_CONCURRENT_STREAMS
+
 	smallChunks, largeChunks sync.Pool // of *[]byte, for data waiting to be read
 }
 
@@ -99,6 +102,7 @@ func newH2Conn(conn net.Conn, cfg *http.HTTP2Config) (*h2Conn, error) {
 		pong:         make(chan [8]byte, 1),
 	}
 	c.inflow = int64(c.connWindow)
+	c.peerMaxStreams.Store(math.MaxUint32) // unlimited until the server says (RFC 9113 §6.5.2)
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.fr = http2.NewFramer(c.bw, conn)
 	c.fr.SetMaxReadFrameSize(uint32(frameSize))

@@ -254,6 +254,8 @@ func (c *h2Conn) onSettings(f *http2.SettingsFrame) error {
 			c.wakeBlocked()
 		case http2.SettingMaxFrameSize:
 			c.peerFrame = int(st.Val)
+		case http2.SettingMaxConcurrentStreams:
+			c.peerMaxStreams.Store(st.Val)
 		case http2.SettingHeaderTableSize:
 			tableSize, hasTableSize = st.Val, true
 		}

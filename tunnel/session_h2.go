@@ -47,6 +47,15 @@ func (d *Dialer) connectH2(ctx context.Context, si *serverInfo) (*h2Session, err
 	return &h2Session{d: d, si: si, c: c}, nil
 }
 
+// reserve takes a slot within max and within the server's
+// SETTINGS_MAX_CONCURRENT_STREAMS: a stream past that would be refused.
+func (s *h2Session) reserve(max int) bool {
+	if limit := s.c.peerMaxStreams.Load(); uint64(limit) < uint64(max) {
+		max = int(limit)
+	}
+	return s.slots.reserve(max)
+}
+
 func (s *h2Session) alive() bool                                         { return s.c.alive() }
 func (s *h2Session) proto() string                                       { return "h2" }
 func (s *h2Session) close() error                                        { return s.c.close() }
