@@ -288,15 +288,7 @@ func TestH2RoundTripBody(t *testing.T) {
 	page := func(body io.Reader) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, "https://"+ts.addr+"/", body)
-		resp, err := d.RoundTrip(req)
-		if err != nil {
-			t.Fatalf("RoundTrip: %v", err)
-		}
-		got, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Contains(got, []byte("Hello from the website")) {
-			t.Fatalf("%d %q, %v; want the website's page", resp.StatusCode, got, err)
-		}
+		wantWebsite(t, d, req)
 	}
 	page(bytes.NewReader(make([]byte, 32<<20))) // more than the windows take
 
@@ -339,19 +331,7 @@ func TestH2StreamIDsRunOut(t *testing.T) {
 	d := newDialer(t, newTunnelServer(t, HandlerConfig{AllowPrivate: true}), "h2", testUser, testToken)
 	open := func() (*h2Conn, uint32) {
 		t.Helper()
-		c, err := d.DialContext(context.Background(), "tcp", target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.Write([]byte("ping")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
-			t.Fatal(err)
-		}
-		st, _ := c.(*tunnelConn).stream()
+		st, _ := pingTunnel(t, d, target).(*tunnelConn).stream()
 		s := st.(*h2ClientStream)
 		return s.c, s.id
 	}
@@ -377,19 +357,8 @@ func TestH2ServerStreamLimit(t *testing.T) {
 	d := newDialer(t, ts, "h2", testUser, testToken)
 	target := echoTarget(t)
 	conns := map[*h2Conn]int{}
-	for i := range 5 {
-		c, err := d.DialContext(context.Background(), "tcp", target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.Write([]byte("ping")); err != nil {
-			t.Fatalf("tunnel %d: %v", i, err)
-		}
-		if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
-			t.Fatalf("tunnel %d: %v", i, err)
-		}
+	for range 5 {
+		c := pingTunnel(t, d, target)
 		st, _ := c.(*tunnelConn).stream()
 		conns[st.(*h2ClientStream).c]++
 	}

@@ -82,19 +82,8 @@ func TestH2IdleConnectionReplaced(t *testing.T) {
 	// open: after, the 200 ms idle timeout may close it at any moment.
 	echo := func() string {
 		t.Helper()
-		c, err := d.DialContext(context.Background(), "tcp", target)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := pingTunnel(t, d, target)
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.Write([]byte("ping")); err != nil {
-			t.Fatal(err)
-		}
-		got := make([]byte, 4)
-		if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
-			t.Fatalf("echo: %q, %v", got, err)
-		}
 		return d.Protocol()
 	}
 	echo()
@@ -180,15 +169,7 @@ func TestH2NotProcessedGoesElsewhere(t *testing.T) {
 	if n := b.h.Active(); n != 1 {
 		t.Fatalf("%d tunnels on the second server, want the second one", n)
 	}
-	resp, err := d.RoundTrip(req)
-	if err != nil {
-		t.Fatalf("RoundTrip: %v", err)
-	}
-	page, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Contains(page, []byte("Hello from the website")) {
-		t.Fatalf("RoundTrip: %d %q, %v; want the website's page", resp.StatusCode, page, err)
-	}
+	wantWebsite(t, d, req)
 
 	first.Close()
 	if err := <-shut; err != nil {

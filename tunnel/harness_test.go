@@ -299,3 +299,23 @@ func serverURL(addr string) string { return serverURLFor(testUser, testToken, ad
 func serverURLFor(user, token, addr string) string {
 	return "https://" + user + ":" + token + "@" + addr
 }
+
+// pingTunnel dials target, an echo, through d and checks that "ping"
+// comes back; the tunnel stays open until the test ends.
+func pingTunnel(t *testing.T, d *Dialer, target string) net.Conn {
+	t.Helper()
+	c, err := d.DialContext(context.Background(), "tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatalf("tunnel to %s: write: %v", target, err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
+		t.Fatalf("tunnel to %s: echo %q, %v", target, got, err)
+	}
+	return c
+}

@@ -1,6 +1,8 @@
 package tunnel
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,4 +24,19 @@ func newWebsite(t testing.TB) http.Handler {
 		}
 	}
 	return http.FileServer(http.Dir(dir))
+}
+
+// wantWebsite sends req with d.RoundTrip and fails t unless the answer is
+// the test website's page.
+func wantWebsite(t *testing.T, d *Dialer, req *http.Request) {
+	t.Helper()
+	resp, err := d.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("RoundTrip: %v", err)
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Contains(page, []byte("Hello from the website")) {
+		t.Fatalf("RoundTrip: %d %q, %v; want the website's page", resp.StatusCode, page, err)
+	}
 }
