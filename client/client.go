@@ -168,6 +168,13 @@ func (c *Client) Serve(ctx context.Context, l Listeners) error {
 		return errors.New("client: Serve called twice")
 	}
 	c.serving = true
+	if c.shutdown {
+		// Shutdown or Close came first (Serve may be starting on another
+		// goroutine): nothing would ever stop what is started here.
+		c.mu.Unlock()
+		l.Close()
+		return http.ErrServerClosed
+	}
 	if udp, ok := l.DNSUDP.(*net.UDPConn); ok {
 		c.dnsUDP = newDNSUDP(udp, c.resolver, c.dns, c.log)
 	} else if l.DNSUDP != nil {
