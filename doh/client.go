@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"github.com/porta443/porta/internal/redact"
 )
 
 // MediaType is the content type of DoH requests and answers (RFC 8484 §6).
@@ -45,7 +46,7 @@ func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	}
 	r := new(dns.Msg)
 	if err := r.Unpack(body); err != nil {
-		return nil, fmt.Errorf("doh: %s: unpack answer: %w", c.URL, err)
+		return nil, c.errorf("unpack answer: %w", err)
 	}
 	r.Id = m.Id
 	return r, nil
@@ -83,18 +84,24 @@ func (c *Client) exchangeWire(ctx context.Context, wire []byte) ([]byte, error) 
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxMessageSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("doh: %s: read answer: %w", c.URL, err)
+		return nil, c.errorf("read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("doh: %s: HTTP status %s", c.URL, resp.Status)
+		return nil, c.errorf("HTTP status %s", resp.Status)
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != MediaType {
-		return nil, fmt.Errorf("doh: %s: answer has content type %q", c.URL, resp.Header.Get("Content-Type"))
+		return nil, c.errorf("answer has content type %q", resp.Header.Get("Content-Type"))
 	}
 	if len(body) > MaxMessageSize {
-		return nil, fmt.Errorf("doh: %s: answer longer than %d bytes", c.URL, MaxMessageSize)
+		return nil, c.errorf("answer longer than %d bytes", MaxMessageSize)
 	}
 	return capTTLs(body, resp.Header), nil
+}
+
+// errorf is an error about c.URL's answer. It names c.URL cut to scheme,
+// host and path: an error's text may reach a log.
+func (c *Client) errorf(format string, args ...any) error {
+	return fmt.Errorf("doh: %s: "+format, append([]any{redact.URL(c.URL)}, args...)...)
 }
 
 // capTTLs lowers the answer's TTLs to the freshness HTTP gives it (RFC 8484

@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/porta443/porta/doh/cache"
+	"github.com/porta443/porta/internal/redact"
 )
 
 // flight is one upstream resolution that every identical query waits for.
@@ -193,7 +194,7 @@ func (r *Resolver) land(f *flight, resp []byte, err error) {
 		}
 	}
 	if err != nil {
-		r.log.Warn("doh: upstreams failed", "err", err)
+		r.log.Warn("doh: upstreams failed", "err", redact.Error(err))
 		e = r.failure(up, err)
 		f.failed = true
 	} else if e.Rcode == dns.RcodeServerFailure {

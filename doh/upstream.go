@@ -116,7 +116,7 @@ func (u *httpsUpstream) exchange(ctx context.Context, q []byte) ([]byte, error) 
 		return nil, err
 	}
 	if len(r) < 12 {
-		return nil, fmt.Errorf("doh: %s: short answer", u.URL)
+		return nil, u.errorf("short answer")
 	}
 	r[0], r[1] = q[0], q[1]
 	return r, nil
