@@ -3,6 +3,7 @@ package tunnel
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -38,6 +39,9 @@ func (h *Handler) newForwarder() *httputil.ReverseProxy {
 		},
 		Transport:     tr,
 		FlushInterval: -1,
+		// Its errors name the target's address: debug only, never the
+		// log package's default logger, which prints at every level.
+		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeProxyError(w, r, h.cfg.ProxyName, err)
 		},
