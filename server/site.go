@@ -176,6 +176,8 @@ func newProxySite(raw string, log *slog.Logger) (http.Handler, error) {
 			pr.SetXForwarded()
 		},
 		Transport: transport,
+		// Not the log package's default logger, which prints at every level.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			log.Warn("site backend", "err", err)
 			http.Error(w, "502 bad gateway", http.StatusBadGateway)
