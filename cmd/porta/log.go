@@ -9,7 +9,7 @@ import (
 
 var logFlags = []cli.Flag{
 	&cli.StringFlag{Name: "log-format", Value: "text", Usage: "`text` or json"},
-	&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+	&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (only debug logs queried names and tunnel targets)"},
 }
 
 func newLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
