@@ -2,6 +2,7 @@
 package selfsigned
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,51 +12,101 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
 	"time"
 )
 
+// Validity is how long a certificate made here is valid: a year. Public
+// CAs may not issue for longer than 398 days, and testssl.sh calls more
+// than 825 days too long.
+const Validity = 365 * 24 * time.Hour
+
 // Generate makes a P-256 key and a certificate for hosts (names or IP
-// addresses), valid from an hour ago for ten years. It returns both in PEM.
+// addresses), valid from an hour ago for Validity. It returns both in PEM.
 func Generate(hosts ...string) (certPEM, keyPEM []byte, err error) {
+	return GenerateAt(time.Now(), hosts...)
+}
+
+// GenerateAt is Generate as if the clock said now.
+func GenerateAt(now time.Time, hosts ...string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, err
+	return Issue(key, now, hosts...)
+}
+
+// Issue makes a certificate for key and hosts (names or IP addresses),
+// valid from an hour before now for Validity, and returns it and the key
+// in PEM. key is an *ecdsa.PrivateKey, *rsa.PrivateKey or
+// ed25519.PrivateKey.
+func Issue(key crypto.Signer, now time.Time, hosts ...string) (certPEM, keyPEM []byte, err error) {
+	names := pkix.Name{CommonName: "localhost"}
+	if len(hosts) > 0 {
+		names.CommonName = hosts[0]
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: firstOr(hosts, "localhost")},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
+	var dns []string
+	var ips []net.IP
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			ips = append(ips, ip)
 		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
+			dns = append(dns, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	certPEM, err = issue(key, now, names, dns, ips)
 	if err != nil {
-		return nil, nil, fmt.Errorf("create certificate: %w", err)
+		return nil, nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, nil, err
 	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	return certPEM, keyPEM, nil
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+// Renew issues the certificate in certPEM again for the same key and
+// names, valid from an hour before now for Validity. The key, and so the
+// pin, stay the same.
+func Renew(certPEM, keyPEM []byte, now time.Time) ([]byte, error) {
+	pair, err := Pair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	key, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("renew: the key cannot sign")
+	}
+	old := pair.Leaf
+	return issue(key, now, pkix.Name{CommonName: old.Subject.CommonName}, old.DNSNames, old.IPAddresses)
+}
+
+func issue(key crypto.Signer, now time.Time, subject pkix.Name, dns []string, ips []net.IP) ([]byte, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	notBefore := now.Add(-time.Hour)
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               subject,
+		NotBefore:             notBefore,
+		NotAfter:              notBefore.Add(Validity),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              dns,
+		IPAddresses:           ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("create certificate: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 // Pin is the SHA-256 of a certificate's public key (its SubjectPublicKeyInfo)
@@ -74,11 +125,4 @@ func Pair(certPEM, keyPEM []byte) (tls.Certificate, error) {
 	}
 	cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0])
 	return cert, err
-}
-
-func firstOr(s []string, def string) string {
-	if len(s) > 0 {
-		return s[0]
-	}
-	return def
 }

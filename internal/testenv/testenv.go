@@ -3,11 +3,16 @@
 package testenv
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/porta443/porta/internal/selfsigned"
 )
@@ -37,10 +42,23 @@ type Cert struct {
 	KeyFile  string // PEM key
 }
 
-// NewCert makes a fresh Cert whose files live in t.TempDir().
+// NewCert makes a fresh Cert with a P-256 key, valid from now for
+// selfsigned.Validity, whose files live in t.TempDir().
 func NewCert(t testing.TB) *Cert {
 	t.Helper()
-	certPEM, keyPEM, err := selfsigned.Generate("localhost", "127.0.0.1", "::1")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewCertAt(t, key, time.Now())
+}
+
+// NewCertAt makes a Cert for key (an *ecdsa.PrivateKey or
+// *rsa.PrivateKey), valid from an hour before now for
+// selfsigned.Validity, whose files live in t.TempDir().
+func NewCertAt(t testing.TB, key crypto.Signer, now time.Time) *Cert {
+	t.Helper()
+	certPEM, keyPEM, err := selfsigned.Issue(key, now, "localhost", "127.0.0.1", "::1")
 	if err != nil {
 		t.Fatal(err)
 	}
