@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -181,11 +180,8 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
 	https := &http.Server{
-		Handler: handler,
-		TLSConfig: &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			GetCertificate: s.certs.GetCertificate,
-		},
+		Handler:           handler,
+		TLSConfig:         tlsConfig(s.certs.GetCertificate),
 		Protocols:         &protocols,
 		HTTP2:             s.http2Config(),
 		ReadHeaderTimeout: s.cfg.readHeaderTimeout(), // also the TLS handshake's deadline
@@ -197,11 +193,8 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	var h3 *http3.Server
 	if l.UDP != nil {
 		h3 = &http3.Server{
-			Handler: handler,
-			TLSConfig: http3.ConfigureTLSConfig(&tls.Config{
-				MinVersion:     tls.VersionTLS13,
-				GetCertificate: s.certs.GetCertificate,
-			}),
+			Handler:        handler,
+			TLSConfig:      quicTLSConfig(s.certs.GetCertificate),
 			QUICConfig:     s.quicConfig(),
 			MaxHeaderBytes: s.cfg.maxHeaderBytes(),
 			IdleTimeout:    s.cfg.idleTimeout(),
