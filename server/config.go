@@ -24,6 +24,12 @@ type Config struct {
 	SiteDir   string
 	SiteProxy string
 
+	// HSTSMaxAge is the max-age of the Strict-Transport-Security header
+	// on the website's answers over HTTPS (never on plain HTTP), in whole
+	// seconds; a second at least. 0: a year. Negative: no header. With
+	// SiteProxy, a header the backend sends is passed on as it is.
+	HSTSMaxAge time.Duration
+
 	// DoHPath is where DNS-over-HTTPS is served, and every path below it.
 	// "": "/dns-query".
 	DoHPath string

@@ -265,3 +265,12 @@ func TestListenTakesTheSamePortForUDP(t *testing.T) {
 		t.Fatalf("TCP port %s, UDP port %s", tcpPort, udpPort)
 	}
 }
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	cert := testenv.NewCert(t)
+	_, err := server.New(server.Config{CertFile: cert.CertFile, KeyFile: cert.KeyFile, HSTSMaxAge: 500 * time.Millisecond})
+	ce, ok := errors.AsType[*server.ConfigError](err)
+	if !ok || ce.Field != "HSTSMaxAge" {
+		t.Fatalf("New: %v; want a *server.ConfigError for HSTSMaxAge", err)
+	}
+}

@@ -21,9 +21,14 @@ import (
 var builtinSite embed.FS
 
 // newSite builds the website: a static folder, a reverse proxy, or the
-// built-in homepage. Whatever it is, CONNECT is not something a website
-// serves: it answers 405 like any other method it does not take.
+// built-in homepage, each sending HSTS over HTTPS. Whatever it is, CONNECT
+// is not something a website serves: it answers 405 like any other method
+// it does not take.
 func newSite(cfg *Config, log *slog.Logger) (http.Handler, error) {
+	hsts, err := newHSTS(cfg.HSTSMaxAge)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case cfg.SiteDir != "" && cfg.SiteProxy != "":
 		return nil, errors.New("--site and --site-proxy: give one")
@@ -32,25 +37,35 @@ func newSite(cfg *Config, log *slog.Logger) (http.Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--site: %w", err)
 		}
-		return &staticSite{files: root.FS()}, nil
+		return newStaticSite(root.FS(), hsts), nil
 	case cfg.SiteProxy != "":
-		return newProxySite(cfg.SiteProxy, log)
+		return newProxySite(cfg.SiteProxy, hsts, log)
 	}
 	files, err := fs.Sub(builtinSite, "site")
 	if err != nil {
 		return nil, err
 	}
-	return &staticSite{files: files}, nil
+	return newStaticSite(files, hsts), nil
 }
 
 // staticSite serves files with their content types, conditional and range
 // requests (http.ServeContent), an ETag from size and modification time, a
-// folder's index.html, and never a directory listing or a dotfile.
+// folder's index.html, and never a directory listing or a dotfile. Every
+// answer says X-Content-Type-Options: nosniff, since it names the content
+// type itself.
 type staticSite struct {
-	files fs.FS
+	files   fs.FS
+	hsts    hsts
+	nosniff []string // shared by every response, never written into
+}
+
+func newStaticSite(files fs.FS, hsts hsts) *staticSite {
+	return &staticSite{files: files, hsts: hsts, nosniff: []string{"nosniff"}}
 }
 
 func (s *staticSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.hsts.addTo(w.Header(), r.TLS != nil)
+	w.Header()["X-Content-Type-Options"] = s.nosniff
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
@@ -152,8 +167,10 @@ func hidden(name string) bool {
 
 // newProxySite forwards requests to a backend, keeping the Host the visitor
 // asked for and setting X-Forwarded-For/Host/Proto. Streamed responses are
-// flushed as they come; WebSocket upgrades pass through.
-func newProxySite(raw string, log *slog.Logger) (http.Handler, error) {
+// flushed as they come; WebSocket upgrades pass through. The backend's
+// Strict-Transport-Security is passed on; where it sends none, hsts is
+// added, since the HTTPS it is about is the server's own.
+func newProxySite(raw string, hsts hsts, log *slog.Logger) (http.Handler, error) {
 	target, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("--site-proxy: %w", err)
@@ -178,13 +195,19 @@ func newProxySite(raw string, log *slog.Logger) (http.Handler, error) {
 		Transport: transport,
 		// Not the log package's default logger, which prints at every level.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ModifyResponse: func(resp *http.Response) error {
+			hsts.addTo(resp.Header, resp.Request.TLS != nil) // the visitor's request, cloned
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			log.Warn("site backend", "err", err)
+			hsts.addTo(w.Header(), r.TLS != nil)
 			http.Error(w, "502 bad gateway", http.StatusBadGateway)
 		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodConnect {
+			hsts.addTo(w.Header(), r.TLS != nil)
 			w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
 			http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
 			return

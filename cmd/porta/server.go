@@ -25,6 +25,7 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "http-listen", Usage: "plain HTTP `ADDR`ess that redirects to HTTPS (off unless given)"},
 			&cli.StringFlag{Name: "site", Usage: "serve the static files in `DIR` as the website"},
 			&cli.StringFlag{Name: "site-proxy", Usage: "reverse-proxy the website to a local backend `URL`"},
+			&cli.DurationFlag{Name: "hsts-max-age", Value: 365 * 24 * time.Hour, Usage: "max-age of the website's Strict-Transport-Security over HTTPS, a `DURATION` (0 turns it off)"},
 			&cli.StringFlag{Name: "doh-path", Value: "/dns-query", Usage: "`PATH` of DNS-over-HTTPS (and below it)"},
 			&cli.StringSliceFlag{Name: "upstream", Usage: "resolver `URL`: udp://, tcp://, tls:// or https:// (repeatable; default: the system's)"},
 			&cli.StringSliceFlag{Name: "user", Usage: "a tunnel user, `NAME:TOKEN` (repeatable; make a token with porta token)"},
@@ -46,6 +47,10 @@ func runServer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	hsts, err := hstsMaxAge(c.Duration("hsts-max-age"))
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		CertFile:     c.String("cert"),
 		KeyFile:      c.String("key"),
@@ -53,6 +58,7 @@ func runServer(c *cli.Context) error {
 		StateDir:     c.String("state-dir"),
 		SiteDir:      c.String("site"),
 		SiteProxy:    c.String("site-proxy"),
+		HSTSMaxAge:   hsts,
 		DoHPath:      c.String("doh-path"),
 		Upstreams:    c.StringSlice("upstream"),
 		Users:        c.StringSlice("user"),
@@ -61,7 +67,7 @@ func runServer(c *cli.Context) error {
 		Logger:       log,
 	})
 	if err != nil {
-		return usageError{err}
+		return usageError{flagError(err)}
 	}
 	if c.Bool("self-signed") {
 		log.Info("self-signed certificate", "pin", srv.Pin())
@@ -73,4 +79,15 @@ func runServer(c *cli.Context) error {
 	}
 
 	return serveUntilDone(c.Context, log, func() error { return srv.Serve(context.Background(), ls) }, srv.Shutdown, srv.Reload)
+}
+
+// hstsMaxAge maps --hsts-max-age to Config.HSTSMaxAge: 0 turns HSTS off.
+func hstsMaxAge(d time.Duration) (time.Duration, error) {
+	switch {
+	case d < 0:
+		return 0, usagef("--hsts-max-age %v: want 0 (off) or a duration of a second or more", d)
+	case d == 0:
+		return -1, nil
+	}
+	return d, nil
 }

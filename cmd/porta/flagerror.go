@@ -1,0 +1,30 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/porta443/porta/server"
+)
+
+// flagError words a library's typed Config error (server.ConfigError) in
+// the flag that sets the field, as the command line and config file name
+// it; other errors pass unchanged.
+func flagError(err error) error {
+	if ce, ok := errors.AsType[*server.ConfigError](err); ok {
+		if flag := serverFlag(ce.Field); flag != "" {
+			return fmt.Errorf("--%s: %w", flag, ce.Err)
+		}
+	}
+	return err
+}
+
+// serverFlag is the flag that sets a server.Config field, for the fields
+// whose errors come typed.
+func serverFlag(field string) string {
+	switch field {
+	case "HSTSMaxAge":
+		return "hsts-max-age"
+	}
+	return ""
+}
