@@ -4,26 +4,39 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/porta443/porta/internal/selfsigned"
 )
 
 // certSource hands out the certificate for a TLS handshake. Files can be
 // read again (Reload) without dropping connections: a handshake takes
-// whatever certificate is current.
+// whatever certificate is current. A self-signed certificate is renewed
+// with the same key while the server runs (certlife.go); a --cert one is
+// watched for its expiry and for the names clients reach it by.
 type certSource struct {
 	certFile, keyFile string
+	selfSigned        bool
+	log               *slog.Logger
 	current           atomic.Pointer[tls.Certificate]
+	names             *sniWarnings // nil for a self-signed certificate: clients pin its key
+	warnedAt          atomic.Int64 // unix nanoseconds of the last expiry warning from maintain
 }
 
-func (c *certSource) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return c.current.Load(), nil
+func (c *certSource) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cert := c.current.Load()
+	if c.names != nil && hello.ServerName != "" {
+		c.names.check(cert.Leaf, hello.ServerName)
+	}
+	return cert, nil
 }
 
-// reload reads the files again. On error the certificate in use is kept.
+// reload reads the files again and warns if the certificate is near or
+// past its expiry. On error the certificate in use is kept.
 func (c *certSource) reload() error {
 	certPEM, err := os.ReadFile(c.certFile)
 	if err != nil {
@@ -38,22 +51,37 @@ func (c *certSource) reload() error {
 		return fmt.Errorf("--cert %s / --key %s: %w", c.certFile, c.keyFile, err)
 	}
 	c.current.Store(&pair)
+	if !c.selfSigned { // one that is due is renewed instead
+		c.warnExpiry(time.Now())
+	}
 	return nil
 }
 
-func newCertSource(cfg *Config, stateDir string) (*certSource, error) {
+func newCertSource(cfg *Config, stateDir string, log *slog.Logger) (*certSource, error) {
 	switch {
 	case cfg.SelfSigned && (cfg.CertFile != "" || cfg.KeyFile != ""):
 		return nil, errors.New("--self-signed: not with --cert/--key")
 	case cfg.SelfSigned:
 		c := &certSource{
-			certFile: filepath.Join(stateDir, "self-signed.crt"),
-			keyFile:  filepath.Join(stateDir, "self-signed.key"),
+			certFile:   filepath.Join(stateDir, "self-signed.crt"),
+			keyFile:    filepath.Join(stateDir, "self-signed.key"),
+			selfSigned: true,
+			log:        log,
 		}
 		if err := ensureSelfSigned(c.certFile, c.keyFile); err != nil {
 			return nil, fmt.Errorf("--self-signed: %w", err)
 		}
-		return c, c.reload()
+		if err := c.reload(); err != nil {
+			return nil, err
+		}
+		// A certificate kept from before may be due, or made for longer
+		// than selfsigned.Validity (porta once made them for ten years).
+		if renewDue(c.current.Load().Leaf, time.Now()) {
+			if err := c.renew(time.Now()); err != nil {
+				return nil, fmt.Errorf("--self-signed: %w", err)
+			}
+		}
+		return c, nil
 	case cfg.CertFile == "" && cfg.KeyFile == "":
 		return nil, errors.New("no certificate: give --cert and --key, or --self-signed")
 	case cfg.CertFile == "":
@@ -61,7 +89,8 @@ func newCertSource(cfg *Config, stateDir string) (*certSource, error) {
 	case cfg.KeyFile == "":
 		return nil, errors.New("--cert: needs --key too")
 	}
-	c := &certSource{certFile: cfg.CertFile, keyFile: cfg.KeyFile}
+	c := &certSource{certFile: cfg.CertFile, keyFile: cfg.KeyFile, log: log}
+	c.names = &sniWarnings{log: log, certFile: cfg.CertFile}
 	return c, c.reload()
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"time"
 )
 
 // NewSiteHandler is the website New would build for cfg, for tests that
@@ -10,3 +11,7 @@ import (
 func NewSiteHandler(cfg Config) (http.Handler, error) {
 	return newSite(&cfg, slog.New(slog.DiscardHandler))
 }
+
+// MaintainCertificates does at now what a serving server does every hour:
+// renew a self-signed certificate that is due, warn about an expiring one.
+func (s *Server) MaintainCertificates(now time.Time) { s.certs.maintain(now) }

@@ -57,7 +57,7 @@ func New(cfg Config) (*Server, error) {
 	if stateDir == "" {
 		stateDir = DefaultStateDir()
 	}
-	certs, err := newCertSource(&cfg, stateDir)
+	certs, err := newCertSource(&cfg, stateDir, log)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +230,8 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	}
 	s.https, s.h3, s.redirect = https, h3, redirect
 	s.mu.Unlock()
+	stopCerts := s.certs.watch() // renewal and expiry warnings while serving
+	defer stopCerts()
 
 	s.log.Info("serving", "addr", l.TCP.Addr().String(), "http3", h3 != nil, "http-redirect", redirect != nil)
 
