@@ -1,0 +1,188 @@
+package h2
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/porta443/porta/internal/testenv"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testServer is an http.Server on 127.0.0.1 whose HTTP/2 is this
+// package's Server (or net/http's own, for comparisons).
+type testServer struct {
+	addr string
+	cert *testenv.Cert
+	hs   *http.Server
+	h2   *Server // nil: net/http's HTTP/2
+}
+
+type serverOpt func(*http.Server)
+
+// newServer serves h over TLS with this package's HTTP/2.
+func newServer(t testing.TB, h http.Handler, opts ...serverOpt) *testServer {
+	return startServer(t, h, &Server{}, opts...)
+}
+
+// newStdServer serves h with net/http's own HTTP/2.
+func newStdServer(t testing.TB, h http.Handler, opts ...serverOpt) *testServer {
+	return startServer(t, h, nil, opts...)
+}
+
+func startServer(t testing.TB, h http.Handler, h2s *Server, opts ...serverOpt) *testServer {
+	t.Helper()
+	cert := testenv.NewCert(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetHTTP2(true)
+	hs := &http.Server{
+		Handler:   h,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert.TLS}},
+		Protocols: &protos,
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	for _, o := range opts {
+		o(hs)
+	}
+	if h2s != nil {
+		if err := h2s.ConfigureServer(hs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hs.ServeTLS(ln, "", "")
+	}()
+	t.Cleanup(func() {
+		hs.Close()
+		<-done
+		if h2s == nil {
+			// net/http's connections end a moment after Close.
+			waitNoGoroutine(t, "net/http.(*http2serverConn).serve")
+		}
+	})
+	return &testServer{addr: ln.Addr().String(), cert: cert, hs: hs, h2: h2s}
+}
+
+// waitNoGoroutine waits until no goroutine runs fn.
+func waitNoGoroutine(t testing.TB, fn string) {
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for time.Now().Before(deadline) {
+		n := runtime.Stack(buf, true)
+		if !bytes.Contains(buf[:n], []byte(fn)) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("goroutines running %s remain", fn)
+}
+
+func (ts *testServer) url(path string) string { return "https://" + ts.addr + path }
+
+// client is an HTTP/2-only net/http client for ts.
+func (ts *testServer) client(t testing.TB) *http.Client {
+	var protos http.Protocols
+	protos.SetHTTP2(true)
+	tr := &http.Transport{TLSClientConfig: ts.cert.ClientTLS("h2"), Protocols: &protos}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+func TestServesRequests(t *testing.T) {
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			t.Errorf("proto %s", r.Proto)
+		}
+		switch r.URL.Path {
+		case "/echo":
+			io.Copy(w, r.Body)
+		default:
+			io.WriteString(w, "hello "+r.URL.Path)
+		}
+	}))
+	c := ts.client(t)
+	resp, err := c.Get(ts.url("/x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "hello /x" || resp.ProtoMajor != 2 {
+		t.Fatalf("got %q over %s", b, resp.Proto)
+	}
+	data := make([]byte, 5<<20)
+	rand.Read(data)
+	resp, err = c.Post(ts.url("/echo"), "application/octet-stream", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || sha256.Sum256(b) != sha256.Sum256(data) {
+		t.Fatalf("echo: %d bytes, %v", len(b), err)
+	}
+}
+
+// TestHalfClose: the handler ends its response with CloseWrite and goes on
+// reading the request body, which the client keeps sending.
+func TestHalfClose(t *testing.T) {
+	got := make(chan []byte, 1)
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "banner")
+		if err := w.(CloseWriter).CloseWrite(); err != nil {
+			t.Errorf("CloseWrite: %v", err)
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("reading after CloseWrite: %v", err)
+		}
+		got <- b
+	}))
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequestWithContext(context.Background(), "POST", ts.url("/"), pr)
+	resp, err := ts.client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != "banner" {
+		t.Fatalf("response %q, %v", b, err)
+	}
+	data := make([]byte, 3<<20)
+	rand.Read(data)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		pw.Write(data)
+		pw.Close()
+	})
+	select {
+	case b := <-got:
+		if sha256.Sum256(b) != sha256.Sum256(data) {
+			t.Fatalf("handler got %d bytes after CloseWrite, want %d", len(b), len(data))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upload after the response's end never arrived")
+	}
+	wg.Wait()
+	_ = strings.NewReader
+}

@@ -1,0 +1,196 @@
+package h2
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// frameWriter writes one server connection's frames. Handlers write their
+// HEADERS and DATA under mu, directly; the read loop never waits for mu:
+// the frames it must send (SETTINGS and PING acks, WINDOW_UPDATE,
+// RST_STREAM, GOAWAY) go into a queue that whoever holds mu writes
+// before letting go, so a writer stuck on a peer that does not read
+// cannot stop the connection from reading. The queue is bounded, as
+// net/http's is (a peer that floods PINGs and never reads is cut off).
+//
+// The writer that finds no other writer waiting flushes, so frames
+// written together share a TLS record and a system call.
+type frameWriter struct {
+	fail func(error) // ends the connection after a write error
+
+	mu      sync.Mutex
+	bw      *bufio.Writer
+	fr      *http2.Framer // its write half; the read loop reads with it
+	henc    *hpack.Encoder
+	hbuf    bytes.Buffer
+	dataHdr [9]byte
+	keys    []string // encodeHeaders' scratch
+	err     error    // sticky, under mu
+	// tableSize is the client's SETTINGS_HEADER_TABLE_SIZE not yet given
+	// to henc (-1: none); the encoder takes it at its next block.
+	tableSize atomic.Int64
+	waiting   atomic.Int32 // writers waiting for mu
+
+	qmu    sync.Mutex
+	queue  []control
+	spare  []control // the queue's other slice, swapped in by drain
+	queued atomic.Int32
+}
+
+// maxQueuedControl bounds the control frames waiting to be written, as
+// net/http's maxQueuedControlFrames does.
+const maxQueuedControl = 10000
+
+var errControlFlood = errors.New("h2: too many control frames queued: the peer is not reading")
+
+// control is a frame the read loop (or a handler's body read) asks to be
+// written: its kind and fields.
+type control struct {
+	kind http2.FrameType
+	id   uint32 // stream, or GOAWAY's last stream
+	val  uint32 // WINDOW_UPDATE's increment, RST_STREAM's or GOAWAY's code
+	ack  bool   // SETTINGS or PING ack
+	data [8]byte
+	sets []http2.Setting // SETTINGS
+}
+
+func newFrameWriter(out io.Writer, fail func(error)) *frameWriter {
+	w := &frameWriter{fail: fail, bw: bufio.NewWriterSize(out, 16<<10)}
+	w.henc = hpack.NewEncoder(&w.hbuf)
+	w.tableSize.Store(-1)
+	return w
+}
+
+// lock takes mu for a writer that will write frames itself.
+func (w *frameWriter) lock() error {
+	w.waiting.Add(1)
+	w.mu.Lock()
+	w.waiting.Add(-1)
+	return w.err
+}
+
+// unlock writes what the queue holds, flushes unless a writer is
+// waiting to add its frames, and lets go of mu. It takes mu back for a
+// control frame queued meanwhile that nobody else would write.
+func (w *frameWriter) unlock() {
+	for {
+		w.drain()
+		if w.err == nil && w.waiting.Load() == 0 {
+			w.check(w.bw.Flush())
+		}
+		w.mu.Unlock()
+		if w.queued.Load() == 0 || !w.mu.TryLock() {
+			return
+		}
+	}
+}
+
+// check records a write error; the first ends the connection.
+func (w *frameWriter) check(err error) error {
+	if err != nil && w.err == nil {
+		w.err = err
+		w.fail(err) // closes the connection: writers stuck on it return
+	}
+	return err
+}
+
+// control queues f and writes it now if nobody holds mu.
+func (w *frameWriter) control(f control) error {
+	w.qmu.Lock()
+	if len(w.queue) >= maxQueuedControl {
+		w.qmu.Unlock()
+		return errControlFlood
+	}
+	w.queue = append(w.queue, f)
+	w.queued.Add(1)
+	w.qmu.Unlock()
+	if w.mu.TryLock() {
+		w.unlock()
+	}
+	return nil
+}
+
+// drain writes the queued control frames; mu is held.
+func (w *frameWriter) drain() {
+	if w.queued.Load() == 0 {
+		return
+	}
+	w.qmu.Lock()
+	q := w.queue
+	w.queue, w.spare = w.spare[:0], nil
+	w.queued.Store(0)
+	w.qmu.Unlock()
+	for i := range q {
+		if w.err == nil {
+			w.check(w.writeControl(&q[i]))
+		}
+		q[i].sets = nil
+	}
+	w.qmu.Lock()
+	if w.spare == nil {
+		w.spare = q[:0]
+	}
+	w.qmu.Unlock()
+}
+
+func (w *frameWriter) writeControl(f *control) error {
+	switch f.kind {
+	case http2.FrameSettings:
+		if f.ack {
+			return w.fr.WriteSettingsAck()
+		}
+		return w.fr.WriteSettings(f.sets...)
+	case http2.FramePing:
+		return w.fr.WritePing(f.ack, f.data)
+	case http2.FrameWindowUpdate:
+		return w.fr.WriteWindowUpdate(f.id, f.val)
+	case http2.FrameRSTStream:
+		return w.fr.WriteRSTStream(f.id, http2.ErrCode(f.val))
+	case http2.FrameGoAway:
+		return w.fr.WriteGoAway(f.id, http2.ErrCode(f.val), nil)
+	}
+	return nil
+}
+
+// writeHeaderBlock writes the block in hbuf as HEADERS and as many
+// CONTINUATION frames as maxFrame needs; mu is held.
+func (w *frameWriter) writeHeaderBlock(id uint32, end bool, maxFrame int) error {
+	block := w.hbuf.Bytes()
+	first := block[:min(len(block), maxFrame)]
+	block = block[len(first):]
+	err := w.fr.WriteHeaders(http2.HeadersFrameParam{
+		StreamID: id, BlockFragment: first, EndStream: end, EndHeaders: len(block) == 0,
+	})
+	for err == nil && len(block) > 0 {
+		frag := block[:min(len(block), maxFrame)]
+		block = block[len(frag):]
+		err = w.fr.WriteContinuation(id, len(block) == 0, frag)
+	}
+	return w.check(err)
+}
+
+// writeData writes one DATA frame, its header by hand so that the payload
+// goes from p to TLS without the Framer's copy; mu is held.
+func (w *frameWriter) writeData(id uint32, p []byte, end bool) error {
+	hdr := &w.dataHdr // w's own: one on the stack would escape through bufio
+	hdr[0], hdr[1], hdr[2] = byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
+	hdr[3] = byte(http2.FrameData)
+	hdr[4] = 0
+	if end {
+		hdr[4] = byte(http2.FlagDataEndStream)
+	}
+	binary.BigEndian.PutUint32(hdr[5:], id)
+	if _, err := w.bw.Write(hdr[:]); err != nil {
+		return w.check(err)
+	}
+	_, err := w.bw.Write(p)
+	return w.check(err)
+}
