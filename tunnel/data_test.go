@@ -85,7 +85,7 @@ func TestHalfClose(t *testing.T) {
 			if err != nil || string(got) != "banner" {
 				t.Fatalf("got %q, %v; want banner then EOF", got, err)
 			}
-			if mode == "h2" {
+			if mode == "h2stdsrv" {
 				// net/http's HTTP/2 server cannot end a response and keep
 				// reading the request: the stream is over (see h2Stream).
 				return

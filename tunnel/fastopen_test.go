@@ -99,7 +99,7 @@ func TestFastOpen(t *testing.T) {
 			}
 			defer c.Close()
 			time.Sleep(50 * time.Millisecond)
-			if n := got.Load() - before; n > 64 && mode == "h2" {
+			if n := got.Load() - before; n > 64 && transport(mode) == "h2" {
 				t.Fatalf("DialContext sent %d bytes before the first Write", n)
 			}
 			payload := make([]byte, 4096)

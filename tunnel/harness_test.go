@@ -13,12 +13,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/porta443/porta/internal/h2"
 	"github.com/porta443/porta/internal/relay/relaytest"
 	"github.com/porta443/porta/internal/sameport"
 	"github.com/porta443/porta/internal/testenv"
@@ -31,8 +33,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// modes are the transports every tunnel test runs over.
-var modes = []string{"h1", "h2", "h3"}
+// modes are the transports every tunnel test runs over: HTTP/1.1,
+// HTTP/2 (served by internal/h2, as porta serves it), HTTP/2 served by
+// net/http's own server ("h2stdsrv": porta server --std-http2) and HTTP/3.
+var modes = []string{"h1", "h2", "h2stdsrv", "h3"}
 
 // run runs f once per transport, like net/http's run(t, f).
 func run(t *testing.T, f func(t *testing.T, mode string)) {
@@ -40,6 +44,21 @@ func run(t *testing.T, f func(t *testing.T, mode string)) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) { f(t, mode) })
 	}
+}
+
+// stdServerMode reports whether t runs in mode h2stdsrv, by its name, so
+// that every test server started under run serves HTTP/2 with net/http's
+// server there without each test passing its mode along.
+func stdServerMode(t testing.TB) bool {
+	return slices.Contains(strings.Split(t.Name(), "/"), "h2stdsrv")
+}
+
+// transport is the Dialer's Transport for mode.
+func transport(mode string) string {
+	if mode == "h2stdsrv" {
+		return "h2"
+	}
+	return mode
 }
 
 const (
@@ -115,6 +134,11 @@ func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testSe
 	if o.configure != nil {
 		o.configure(hs)
 	}
+	if !stdServerMode(t) {
+		if err := (&h2.Server{}).ConfigureServer(hs); err != nil {
+			t.Fatal(err)
+		}
+	}
 	quicConf := ServerQUICConfig()
 	if o.quic != nil {
 		o.quic(quicConf)
@@ -172,7 +196,7 @@ func newDialer(t testing.TB, ts *testServer, mode, user, token string) *Dialer {
 	d, err := NewDialer(DialerConfig{
 		Servers:   []string{serverURLFor(user, token, ts.addr)},
 		RootCAs:   ts.cert.Pool,
-		Transport: mode,
+		Transport: transport(mode),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,21 +5,13 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/porta443/porta/internal/h2"
+	"golang.org/x/net/http2"
 )
 
-// h2Stream is an HTTP/2 stream. net/http cannot end a response while still
-// reading the request, so when the target finishes first the stream ends
-// (END_STREAM, then the server's RST_STREAM(NO_ERROR)) and the client's
-// remaining upload is dropped. A reset is raised by panicking with
-// http.ErrAbortHandler from the handler goroutine, which net/http turns into
-// RST_STREAM.
-type h2Stream struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	body    interface{ Read([]byte) (int, error) }
-	aborted atomic.Bool
-}
-
+// h2Leg is the client's side of an HTTP/2 tunnel: a true half-close
+// when the server's HTTP/2 is internal/h2's, and net/http's otherwise.
 func h2Leg(w http.ResponseWriter, r *http.Request) (clientLeg, error) {
 	rc := http.NewResponseController(w)
 	// A tunnel outlives any http.Server ReadTimeout/WriteTimeout; the
@@ -30,7 +22,62 @@ func h2Leg(w http.ResponseWriter, r *http.Request) (clientLeg, error) {
 	if err := rc.Flush(); err != nil {
 		return nil, fmt.Errorf("tunnel: sending 200: %w", err)
 	}
+	if hw, ok := w.(h2Writer); ok {
+		return &h2HalfStream{w: hw, body: r.Body}, nil
+	}
 	return &h2Stream{w: w, rc: rc, body: r.Body}, nil
+}
+
+// h2Writer is what internal/h2's ResponseWriter offers beyond net/http's.
+type h2Writer interface {
+	http.ResponseWriter
+	FlushError() error
+	SetReadDeadline(time.Time) error
+	h2.CloseWriter
+	h2.Resetter
+}
+
+// h2HalfStream is an HTTP/2 stream served by internal/h2: when the target
+// finishes first the response ends (END_STREAM) and the client's upload
+// goes on until it ends too, as over HTTP/1.1 and HTTP/3.
+type h2HalfStream struct {
+	w    h2Writer
+	body interface{ Read([]byte) (int, error) }
+}
+
+func (l *h2HalfStream) Read(p []byte) (int, error) { return l.body.Read(p) }
+
+func (l *h2HalfStream) Write(p []byte) error {
+	if _, err := l.w.Write(p); err != nil {
+		return err
+	}
+	return l.w.FlushError()
+}
+
+func (l *h2HalfStream) CloseWrite() bool {
+	l.w.CloseWrite()
+	return true
+}
+
+func (l *h2HalfStream) StopRead() { l.w.SetReadDeadline(time.Now()) }
+
+// Abort resets the stream with CONNECT_ERROR, as RFC 9113 §8.5 asks when
+// the TCP connection of a CONNECT fails.
+func (l *h2HalfStream) Abort() { l.w.Reset(http2.ErrCodeConnect) }
+
+func (l *h2HalfStream) Finish() {}
+
+// h2Stream is an HTTP/2 stream served by net/http, which cannot end a
+// response while still reading the request: when the target finishes
+// first the stream ends (END_STREAM, then the server's RST_STREAM
+// (NO_ERROR)) and the client's remaining upload is dropped. A reset is
+// raised by panicking with http.ErrAbortHandler from the handler
+// goroutine, which net/http turns into RST_STREAM.
+type h2Stream struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	body    interface{ Read([]byte) (int, error) }
+	aborted atomic.Bool
 }
 
 func (l *h2Stream) Read(p []byte) (int, error) { return l.body.Read(p) }

@@ -170,7 +170,7 @@ func (p probeReq) request(ctx context.Context, server string) *http.Request {
 // roundTripper sends one request over a new connection for mode.
 func roundTripper(t *testing.T, ts *testServer, mode string) func(*http.Request) (*http.Response, error) {
 	switch mode {
-	case "h2":
+	case "h2", "h2stdsrv":
 		return func(req *http.Request) (*http.Response, error) {
 			var protos http.Protocols
 			protos.SetHTTP2(true)
