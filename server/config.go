@@ -56,6 +56,12 @@ type Config struct {
 	// a longer URI reaches the DoH handler and gets its 414.
 	MaxHeaderBytes int
 
+	// StdHTTP2 serves HTTP/2 with net/http's own server instead of
+	// internal/h2's. That one cannot end a response while the request
+	// still flows, so a tunnel whose target half-closes first drops the
+	// client's upload from then on; it is there as a fallback.
+	StdHTTP2 bool
+
 	// Logger receives the server's log. nil: discard.
 	Logger *slog.Logger
 }

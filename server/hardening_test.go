@@ -66,22 +66,24 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 }
 
 func TestHugeHeadersAreRefused(t *testing.T) {
-	r := start(t, server.Config{MaxHeaderBytes: 8 << 10}, false)
-	for name, c := range r.clients(t) {
-		req := newRequest(t, "GET", r.url("/"))
-		req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
-		resp, err := c.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-				t.Errorf("%s: %d, want 431 or a refused request", name, resp.StatusCode)
+	eachHTTP2(t, func(t *testing.T) {
+		r := start(t, server.Config{MaxHeaderBytes: 8 << 10}, false)
+		for name, c := range r.clients(t) {
+			req := newRequest(t, "GET", r.url("/"))
+			req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
+			resp, err := c.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+					t.Errorf("%s: %d, want 431 or a refused request", name, resp.StatusCode)
+				}
+			}
+			// The server goes on serving.
+			if resp, _ := get(t, c, newRequest(t, "GET", r.url("/"))); resp.StatusCode != 200 {
+				t.Errorf("%s after a huge header: %d", name, resp.StatusCode)
 			}
 		}
-		// The server goes on serving.
-		if resp, _ := get(t, c, newRequest(t, "GET", r.url("/"))); resp.StatusCode != 200 {
-			t.Errorf("%s after a huge header: %d", name, resp.StatusCode)
-		}
-	}
+	})
 }
 
 // TestShutdownBeforeServe: a Shutdown that comes before Serve has set up
@@ -117,44 +119,46 @@ func TestShutdownBeforeServe(t *testing.T) {
 // TestShutdownDrains: a request in flight when Shutdown begins completes;
 // new connections are refused.
 func TestShutdownDrains(t *testing.T) {
-	release := make(chan struct{})
-	r := startNoCleanup(t, server.Config{SiteProxy: backend(t, release)})
-	c := r.clients(t)["h2"]
-	resp, err := c.Do(newRequest(t, "GET", r.url("/stream")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-
-	shutdown := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		shutdown <- r.srv.Shutdown(ctx)
-	}()
-	// Wait until the listener is closed.
-	for i := 0; ; i++ {
-		conn, err := net.Dial("tcp", r.addr)
+	eachHTTP2(t, func(t *testing.T) {
+		release := make(chan struct{})
+		r := startNoCleanup(t, server.Config{SiteProxy: backend(t, release)})
+		c := r.clients(t)["h2"]
+		resp, err := c.Do(newRequest(t, "GET", r.url("/stream")))
 		if err != nil {
-			break
+			t.Fatal(err)
 		}
-		conn.Close()
-		if i > 100 {
-			t.Fatal("still accepting after Shutdown")
+		defer resp.Body.Close()
+
+		shutdown := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			shutdown <- r.srv.Shutdown(ctx)
+		}()
+		// Wait until the listener is closed.
+		for i := 0; ; i++ {
+			conn, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				break
+			}
+			conn.Close()
+			if i > 100 {
+				t.Fatal("still accepting after Shutdown")
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	close(release)
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || string(body) != "data: first\n\ndata: second\n\n" {
-		t.Fatalf("in-flight response: %q %v", body, err)
-	}
-	if err := <-shutdown; err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if err := <-r.done; !errors.Is(err, http.ErrServerClosed) {
-		t.Fatalf("Serve: %v", err)
-	}
+		close(release)
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || string(body) != "data: first\n\ndata: second\n\n" {
+			t.Fatalf("in-flight response: %q %v", body, err)
+		}
+		if err := <-shutdown; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if err := <-r.done; !errors.Is(err, http.ErrServerClosed) {
+			t.Fatalf("Serve: %v", err)
+		}
+	})
 }
 
 type unmanaged struct {

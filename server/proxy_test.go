@@ -63,53 +63,57 @@ func backend(t *testing.T, release <-chan struct{}) string {
 }
 
 func TestProxySite(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	r := start(t, server.Config{SiteProxy: backend(t, release)}, false)
-	for name, c := range r.clients(t) {
-		t.Run(name, func(t *testing.T) {
-			req := newRequest(t, "GET", r.url("/page?x=1"))
-			req.Host = "www.example.org"
-			resp, body := get(t, c, req)
-			want := "host=www.example.org xff=127.0.0.1 proto=https xfhost=www.example.org path=/page?x=1"
-			if resp.StatusCode != 200 || string(body) != want {
-				t.Fatalf("%d %q\nwant %q", resp.StatusCode, body, want)
-			}
-			if resp, _ := get(t, c, newRequest(t, "CONNECT", r.url("/"))); name != "h1" && resp.StatusCode != 405 {
-				t.Errorf("CONNECT: %d, want 405", resp.StatusCode)
-			}
-		})
-	}
+	eachHTTP2(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		r := start(t, server.Config{SiteProxy: backend(t, release)}, false)
+		for name, c := range r.clients(t) {
+			t.Run(name, func(t *testing.T) {
+				req := newRequest(t, "GET", r.url("/page?x=1"))
+				req.Host = "www.example.org"
+				resp, body := get(t, c, req)
+				want := "host=www.example.org xff=127.0.0.1 proto=https xfhost=www.example.org path=/page?x=1"
+				if resp.StatusCode != 200 || string(body) != want {
+					t.Fatalf("%d %q\nwant %q", resp.StatusCode, body, want)
+				}
+				if resp, _ := get(t, c, newRequest(t, "CONNECT", r.url("/"))); name != "h1" && resp.StatusCode != 405 {
+					t.Errorf("CONNECT: %d, want 405", resp.StatusCode)
+				}
+			})
+		}
+	})
 }
 
 // TestProxySiteStreams: a streamed response reaches the visitor as it is
 // written, not when it ends.
 func TestProxySiteStreams(t *testing.T) {
-	release := make(chan struct{})
-	r := start(t, server.Config{SiteProxy: backend(t, release)}, false)
-	released := false
-	defer func() {
-		if !released {
-			close(release)
+	eachHTTP2(t, func(t *testing.T) {
+		release := make(chan struct{})
+		r := start(t, server.Config{SiteProxy: backend(t, release)}, false)
+		released := false
+		defer func() {
+			if !released {
+				close(release)
+			}
+		}()
+		c := r.clients(t)["h2"]
+		resp, err := c.Do(newRequest(t, "GET", r.url("/stream")))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	c := r.clients(t)["h2"]
-	resp, err := c.Do(newRequest(t, "GET", r.url("/stream")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	line, err := br.ReadString('\n')
-	if err != nil || line != "data: first\n" {
-		t.Fatalf("first event before the stream ends: %q, %v", line, err)
-	}
-	close(release)
-	released = true
-	rest, _ := io.ReadAll(br)
-	if string(rest) != "\ndata: second\n\n" {
-		t.Fatalf("rest %q", rest)
-	}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		line, err := br.ReadString('\n')
+		if err != nil || line != "data: first\n" {
+			t.Fatalf("first event before the stream ends: %q, %v", line, err)
+		}
+		close(release)
+		released = true
+		rest, _ := io.ReadAll(br)
+		if string(rest) != "\ndata: second\n\n" {
+			t.Fatalf("rest %q", rest)
+		}
+	})
 }
 
 // TestProxySiteWebSocket: an HTTP/1.1 Upgrade passes through both ways.
@@ -135,15 +139,17 @@ func TestProxySiteWebSocket(t *testing.T) {
 }
 
 func TestProxySiteBackendDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + ln.Addr().String()
-	ln.Close()
-	r := start(t, server.Config{SiteProxy: dead}, false)
-	resp, body := get(t, r.clients(t)["h2"], newRequest(t, "GET", r.url("/")))
-	if resp.StatusCode != 502 || strings.Contains(strings.ToLower(string(body)), "porta") {
-		t.Fatalf("%d %q", resp.StatusCode, body)
-	}
+	eachHTTP2(t, func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := "http://" + ln.Addr().String()
+		ln.Close()
+		r := start(t, server.Config{SiteProxy: dead}, false)
+		resp, body := get(t, r.clients(t)["h2"], newRequest(t, "GET", r.url("/")))
+		if resp.StatusCode != 502 || strings.Contains(strings.ToLower(string(body)), "porta") {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+	})
 }

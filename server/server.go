@@ -18,6 +18,7 @@ import (
 
 	"github.com/porta443/porta/doh"
 	"github.com/porta443/porta/internal/coalesce"
+	"github.com/porta443/porta/internal/h2"
 	"github.com/porta443/porta/internal/sameport"
 	"github.com/porta443/porta/internal/selfsigned"
 	"github.com/porta443/porta/tunnel"
@@ -189,6 +190,12 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		MaxHeaderBytes:    s.cfg.maxHeaderBytes(),
 		BaseContext:       base,
 		ErrorLog:          errLog,
+	}
+	if !s.cfg.StdHTTP2 {
+		h2s := &h2.Server{Logger: s.log}
+		if err := h2s.ConfigureServer(https); err != nil {
+			return err
+		}
 	}
 	var h3 *http3.Server
 	if l.UDP != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ type running struct {
 func prepare(t *testing.T, cfg server.Config, httpAddr string) (*server.Server, server.Listeners, *testenv.Cert) {
 	t.Helper()
 	cert := newCertFor(t, &cfg)
+	cfg.StdHTTP2 = cfg.StdHTTP2 || stdHTTP2(t)
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +76,20 @@ func start(t *testing.T, cfg server.Config, withHTTP bool) *running {
 		r.httpAddr = ls.HTTP.Addr().String()
 	}
 	return r
+}
+
+// eachHTTP2 runs f as two subtests, whose servers (made by prepare) serve
+// HTTP/2 with porta's server ("h2porta") and with net/http's
+// ("h2std", Config.StdHTTP2), so that the faces behave the same over both.
+func eachHTTP2(t *testing.T, f func(t *testing.T)) {
+	for _, name := range []string{"h2porta", "h2std"} {
+		t.Run(name, f)
+	}
+}
+
+// stdHTTP2 reports whether t runs under eachHTTP2's "h2std".
+func stdHTTP2(t testing.TB) bool {
+	return slices.Contains(strings.Split(t.Name(), "/"), "h2std")
 }
 
 // newCertFor gives cfg the test certificate unless it has a source, and
@@ -156,58 +172,60 @@ func writeSite(t *testing.T, files map[string]string) string {
 }
 
 func TestReloadKeepsConnectionsAndServesNewCertificate(t *testing.T) {
-	r := start(t, server.Config{}, false)
-	first := r.cert
-	conn, err := tls.Dial("tcp", r.addr, first.ClientTLS("http/1.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-
-	next := testenv.NewCert(t)
-	for _, f := range [][2]string{{next.CertFile, first.CertFile}, {next.KeyFile, first.KeyFile}} {
-		b, err := os.ReadFile(f[0])
+	eachHTTP2(t, func(t *testing.T) {
+		r := start(t, server.Config{}, false)
+		first := r.cert
+		conn, err := tls.Dial("tcp", r.addr, first.ClientTLS("http/1.1"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(f[1], b, 0o600); err != nil {
+		defer conn.Close()
+
+		next := testenv.NewCert(t)
+		for _, f := range [][2]string{{next.CertFile, first.CertFile}, {next.KeyFile, first.KeyFile}} {
+			b, err := os.ReadFile(f[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f[1], b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.srv.Reload(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := r.srv.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	// The connection made before the reload still works.
-	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 12)
-	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "HTTP/1.1 200" {
-		t.Fatalf("old connection after reload: %q, %v", buf, err)
-	}
-	// A new handshake gets the new certificate, and only it.
-	c2, err := tls.Dial("tcp", r.addr, next.ClientTLS("http/1.1"))
-	if err != nil {
-		t.Fatalf("new certificate not served: %v", err)
-	}
-	c2.Close()
-	if c3, err := tls.Dial("tcp", r.addr, first.ClientTLS("http/1.1")); err == nil {
-		c3.Close()
-		t.Fatal("old certificate still served after reload")
-	}
+		// The connection made before the reload still works.
+		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 12)
+		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "HTTP/1.1 200" {
+			t.Fatalf("old connection after reload: %q, %v", buf, err)
+		}
+		// A new handshake gets the new certificate, and only it.
+		c2, err := tls.Dial("tcp", r.addr, next.ClientTLS("http/1.1"))
+		if err != nil {
+			t.Fatalf("new certificate not served: %v", err)
+		}
+		c2.Close()
+		if c3, err := tls.Dial("tcp", r.addr, first.ClientTLS("http/1.1")); err == nil {
+			c3.Close()
+			t.Fatal("old certificate still served after reload")
+		}
 
-	// A broken file is refused and the certificate in use stays.
-	if err := os.WriteFile(first.KeyFile, []byte("not a key"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.srv.Reload(); err == nil {
-		t.Fatal("Reload accepted a broken key")
-	}
-	c4, err := tls.Dial("tcp", r.addr, next.ClientTLS("http/1.1"))
-	if err != nil {
-		t.Fatalf("after a failed reload: %v", err)
-	}
-	c4.Close()
+		// A broken file is refused and the certificate in use stays.
+		if err := os.WriteFile(first.KeyFile, []byte("not a key"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.srv.Reload(); err == nil {
+			t.Fatal("Reload accepted a broken key")
+		}
+		c4, err := tls.Dial("tcp", r.addr, next.ClientTLS("http/1.1"))
+		if err != nil {
+			t.Fatalf("after a failed reload: %v", err)
+		}
+		c4.Close()
+	})
 }
 
 func TestSelfSignedIsKeptAndPinned(t *testing.T) {

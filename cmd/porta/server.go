@@ -31,6 +31,7 @@ func serverCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "user", Usage: "a tunnel user, `NAME:TOKEN` (repeatable; make a token with porta token)"},
 			&cli.StringFlag{Name: "users", Usage: "a `FILE` of tunnel users, read again on SIGHUP"},
 			&cli.BoolFlag{Name: "allow-private", Usage: "let tunnels reach loopback, private and link-local addresses"},
+			&cli.BoolFlag{Name: "std-http2", Usage: "serve HTTP/2 with net/http's server, not porta's (which can half-close a tunnel)"},
 		}, logFlags...),
 		Action: runServer,
 	}
@@ -64,6 +65,7 @@ func runServer(c *cli.Context) error {
 		Users:        c.StringSlice("user"),
 		UsersFile:    c.String("users"),
 		AllowPrivate: c.Bool("allow-private"),
+		StdHTTP2:     c.Bool("std-http2"),
 		Logger:       log,
 	})
 	if err != nil {
