@@ -38,6 +38,10 @@ type Server struct {
 	conns  map[*serverConn]struct{}
 	closed bool // the http.Server is shutting down
 
+	// Timeouts net/http fixes (10 s for the preface, 2 s more for the
+	// first SETTINGS); zero is those. Tests shorten them.
+	prefaceTimeout, settingsTimeout time.Duration
+
 	dateCache atomic.Pointer[dateText]
 	buffers   sync.Pool // response buffers, *bufio.Writer
 	chunks    sync.Pool // request body chunks, *[]byte

@@ -147,13 +147,23 @@ func (c *serverConn) serve() {
 		c.health = time.AfterFunc(c.set.sendPingTimeout, c.checkHealth)
 		c.mu.Unlock()
 	}
-	c.conn.SetReadDeadline(time.Now().Add(settingsTimeout)) // for the first SETTINGS
+	c.conn.SetReadDeadline(time.Now().Add(orDefault(c.srv.settingsTimeout, settingsTimeout))) // for the first SETTINGS
 	for {
 		f, err := c.fr.ReadFrame()
-		if err == nil {
+		if err != nil {
+			var se http2.StreamError
+			if !errors.As(err, &se) {
+				// The Framer may be in the middle of a frame: read no
+				// more, as net/http's server does not. A GOAWAY for a
+				// connection error closes the connection shortly.
+				if c.handleError(err) {
+					<-c.done
+				}
+				return
+			}
+		} else {
 			c.reads.Add(1)
-			err = c.processFrame(f)
-			if err == nil {
+			if err = c.processFrame(f); err == nil {
 				continue
 			}
 		}
@@ -164,7 +174,7 @@ func (c *serverConn) serve() {
 }
 
 func (c *serverConn) readPreface() error {
-	c.conn.SetReadDeadline(time.Now().Add(prefaceTimeout))
+	c.conn.SetReadDeadline(time.Now().Add(orDefault(c.srv.prefaceTimeout, prefaceTimeout)))
 	buf := make([]byte, len(clientPreface))
 	if _, err := io.ReadFull(c.conn, buf); err != nil {
 		return err
@@ -349,4 +359,11 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }

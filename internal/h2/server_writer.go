@@ -39,10 +39,11 @@ type frameWriter struct {
 	tableSize atomic.Int64
 	waiting   atomic.Int32 // writers waiting for mu
 
-	qmu    sync.Mutex
-	queue  []control
-	spare  []control // the queue's other slice, swapped in by drain
-	queued atomic.Int32
+	qmu       sync.Mutex
+	ackQueued bool // a SETTINGS ack waits in queue: another is not added
+	queue     []control
+	spare     []control // the queue's other slice, swapped in by drain
+	queued    atomic.Int32
 }
 
 // maxQueuedControl bounds the control frames waiting to be written, as
@@ -102,14 +103,22 @@ func (w *frameWriter) check(err error) error {
 	return err
 }
 
-// control queues f and writes it now if nobody holds mu.
+// control queues f and writes it now if nobody holds mu. A SETTINGS ack
+// while one waits is dropped: SETTINGS that arrive while the writer is
+// held up are acknowledged together, as net/http's server does.
 func (w *frameWriter) control(f control) error {
 	w.qmu.Lock()
+	isAck := f.kind == http2.FrameSettings && f.ack
+	if isAck && w.ackQueued {
+		w.qmu.Unlock()
+		return nil
+	}
 	if len(w.queue) >= maxQueuedControl {
 		w.qmu.Unlock()
 		return errControlFlood
 	}
 	w.queue = append(w.queue, f)
+	w.ackQueued = w.ackQueued || isAck
 	w.queued.Add(1)
 	w.qmu.Unlock()
 	if w.mu.TryLock() {
@@ -126,6 +135,7 @@ func (w *frameWriter) drain() {
 	w.qmu.Lock()
 	q := w.queue
 	w.queue, w.spare = w.spare[:0], nil
+	w.ackQueued = false
 	w.queued.Store(0)
 	w.qmu.Unlock()
 	for i := range q {
