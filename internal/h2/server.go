@@ -39,8 +39,9 @@ type Server struct {
 	closed bool // the http.Server is shutting down
 
 	// Timeouts net/http fixes (10 s for the preface, 2 s more for the
-	// first SETTINGS); zero is those. Tests shorten them.
-	prefaceTimeout, settingsTimeout time.Duration
+	// first SETTINGS, 1 s from a GOAWAY to the close); zero is those.
+	// Tests shorten them.
+	prefaceTimeout, settingsTimeout, goAwayTimeout time.Duration
 
 	dateCache atomic.Pointer[dateText]
 	buffers   sync.Pool // response buffers, *bufio.Writer
@@ -86,7 +87,8 @@ func (s *Server) serveTLS(hs *http.Server, c *tls.Conn, h http.Handler) {
 	if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 		ctx = bc.BaseContext()
 	}
-	sc := newServerConn(s, hs, c, h, ctx)
+	state := c.ConnectionState()
+	sc := newServerConn(s, hs, c, &state, h, ctx)
 	if !s.track(sc) {
 		c.Close()
 		return

@@ -73,19 +73,19 @@ type queuedHandle struct {
 	h   http.HandlerFunc
 }
 
-func newServerConn(srv *Server, hs *http.Server, c *tls.Conn, h http.Handler, ctx context.Context) *serverConn {
+// newServerConn prepares to serve c, whose TLS handshake gave state.
+func newServerConn(srv *Server, hs *http.Server, c net.Conn, state *tls.ConnectionState, h http.Handler, ctx context.Context) *serverConn {
 	log := srv.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	state := c.ConnectionState()
 	sc := &serverConn{
 		srv:        srv,
 		hs:         hs,
 		conn:       c,
 		handler:    h,
 		baseCtx:    ctx,
-		tlsState:   &state,
+		tlsState:   state,
 		remote:     c.RemoteAddr().String(),
 		set:        settingsFrom(hs),
 		log:        log,
@@ -238,7 +238,7 @@ func (c *serverConn) goAway(code http2.ErrCode) {
 // to read the GOAWAY before a close that might reset it; c.mu is held.
 func (c *serverConn) closeSoon() {
 	if c.closeTimer == nil {
-		c.closeTimer = time.AfterFunc(goAwayTimeout, func() { c.fail(errGoneAway) })
+		c.closeTimer = time.AfterFunc(orDefault(c.srv.goAwayTimeout, goAwayTimeout), func() { c.fail(errGoneAway) })
 	}
 }
 

@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
+	"golang.org/x/net/http2"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -184,5 +186,123 @@ func TestHalfClose(t *testing.T) {
 		t.Fatal("the upload after the response's end never arrived")
 	}
 	wg.Wait()
-	_ = strings.NewReader
+}
+
+// TestReset: a handler's Reset ends the stream with its code; the
+// handler's blocked body read returns, and the client sees RST_STREAM.
+func TestReset(t *testing.T) {
+	readErr := make(chan error, 1)
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			w.(Resetter).Reset(http2.ErrCodeConnect)
+		}()
+		_, err := io.ReadAll(r.Body)
+		readErr <- err
+	}))
+	rc := dialRaw(t, ts)
+	rc.request(1, "POST", "/", false)
+	if code := rc.reset(1, 10*time.Second); code != http2.ErrCodeConnect {
+		t.Fatalf("RST_STREAM %v, want CONNECT_ERROR", code)
+	}
+	if err := <-readErr; err == nil {
+		t.Fatal("the body read ended without an error")
+	}
+	rc.request(3, "GET", "/", true) // the connection goes on
+	if s := rc.status(3, 10*time.Second); s != "200" {
+		t.Fatalf("next stream: %s", s)
+	}
+}
+
+// TestDeadlines: a read deadline ends a body read that waits; a write
+// deadline resets a response that waits for window.
+func TestDeadlines(t *testing.T) {
+	readErr := make(chan error, 1)
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if r.URL.Path == "/read" {
+			rc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			_, err := r.Body.Read(make([]byte, 1))
+			readErr <- err
+			return
+		}
+		rc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		w.Write(make([]byte, 1<<20)) // the client's window is 64 KiB
+	}))
+	rc := dialRaw(t, ts)
+	rc.request(1, "POST", "/read", false)
+	select {
+	case err := <-readErr:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read: %v, want os.ErrDeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read deadline did not end the read")
+	}
+	rc.request(3, "GET", "/write", true)
+	if code := rc.reset(3, 10*time.Second); code != http2.ErrCodeInternal {
+		t.Fatalf("RST_STREAM %v, want INTERNAL_ERROR", code)
+	}
+}
+
+// TestGracefulShutdown: http.Server.Shutdown sends GOAWAY; the stream in
+// flight completes, a stream opened after it is not served, and Shutdown
+// returns once the connection is closed.
+func TestGracefulShutdown(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			<-release
+		}
+		io.WriteString(w, "done")
+	}))
+	ts.h2.goAwayTimeout = 10 * time.Millisecond
+	rc := dialRaw(t, ts)
+	rc.request(1, "GET", "/slow", true)
+	<-started
+	shut := make(chan error, 1)
+	go func() { shut <- ts.hs.Shutdown(context.Background()) }()
+	if code := rc.goAway(10 * time.Second); code != http2.ErrCodeNo {
+		t.Fatalf("GOAWAY %v", code)
+	}
+	rc.request(3, "GET", "/", true) // after the GOAWAY's last stream: dropped
+	close(release)
+	if s := rc.status(1, 10*time.Second); s != "200" {
+		t.Fatalf("the stream in flight: %s", s)
+	}
+	if !rc.closedWithin(10 * time.Second) {
+		t.Fatal("the connection stays open after its last stream")
+	}
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+}
+
+// TestClientGoAway: after the client's GOAWAY the server finishes what is
+// open and closes the connection.
+func TestClientGoAway(t *testing.T) {
+	release := make(chan struct{})
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "done")
+	}))
+	ts.h2.goAwayTimeout = 10 * time.Millisecond
+	rc := dialRaw(t, ts)
+	rc.request(1, "GET", "/", true)
+	rc.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+	close(release)
+	if s := rc.status(1, 10*time.Second); s != "200" {
+		t.Fatalf("the open stream: %s", s)
+	}
+	if !rc.closedWithin(10 * time.Second) {
+		t.Fatal("the connection stays open")
+	}
 }
