@@ -242,6 +242,23 @@ func TestProxiesCarryFiles(t *testing.T) {
 	})
 }
 
+// TestCurlFetchesTheSameFileTwentyTimes: curl through --socks5-hostname
+// fetches a 30 MB file 20 times in a row over each transport, and every
+// digest is the file's.
+func TestCurlFetchesTheSameFileTwentyTimes(t *testing.T) {
+	eachTransport(t, func(t *testing.T, transport string) {
+		s := newStack(t, transport)
+		target, sum := relaytest.FileServer(t, 30<<20)
+		_, port, _ := net.SplitHostPort(target)
+		for i := range 20 {
+			got, _, err := relaytest.Curl(t, "--socks5-hostname", s.socksAddr, "http://files.example.test:"+port+"/file")
+			if err != nil || got != sum {
+				t.Fatalf("fetch %d: %v (digest match %v)", i+1, err, got == sum)
+			}
+		}
+	})
+}
+
 // TestServerRestart: while the server is down, DNS answers come within a
 // few seconds (stale or SERVFAIL), and tunnels work again soon after it
 // returns on the same port.

@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"bufio"
-	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
@@ -12,29 +11,6 @@ import (
 
 	"github.com/porta443/porta/client"
 )
-
-// socksConnect asks the SOCKS5 proxy at proxy for host:port (by name) and
-// returns the reply code.
-func socksConnect(t *testing.T, proxy, host string, port uint16) byte {
-	t.Helper()
-	c, err := net.Dial("tcp", proxy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	req := []byte{5, 1, 0, 5, 1, 0, 3, byte(len(host))}
-	req = append(req, host...)
-	req = binary.BigEndian.AppendUint16(req, port)
-	if _, err := c.Write(req); err != nil {
-		t.Fatal(err)
-	}
-	reply := make([]byte, 2+10)
-	if _, err := io.ReadFull(c, reply); err != nil {
-		t.Fatalf("SOCKS reply: %v", err)
-	}
-	return reply[3]
-}
 
 func closedPort(t *testing.T) uint16 {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

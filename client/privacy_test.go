@@ -1,14 +1,10 @@
 package client_test
 
 import (
-	"bufio"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/porta443/porta/client"
 	"github.com/porta443/porta/internal/relay/relaytest"
@@ -80,20 +76,3 @@ func TestLogsKeepNamesAndTargetsPrivate(t *testing.T) {
 	})
 }
 
-// httpConnect asks the HTTP proxy at proxy for a CONNECT to target and
-// waits for its answer and for the connection to end.
-func httpConnect(t *testing.T, proxy, target string) {
-	t.Helper()
-	c, err := net.Dial("tcp", proxy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\n\r\nGET /?privacy-query=5 HTTP/1.0\r\n\r\n")
-	br := bufio.NewReader(c)
-	if _, err := http.ReadResponse(br, nil); err != nil {
-		t.Fatalf("CONNECT %s: %v", target, err)
-	}
-	io.Copy(io.Discard, br)
-}
