@@ -84,4 +84,3 @@ func TestProxiesHalfClose(t *testing.T) {
 		}
 	})
 }
-

@@ -75,4 +75,3 @@ func TestLogsKeepNamesAndTargetsPrivate(t *testing.T) {
 		}
 	})
 }
-
