@@ -59,6 +59,10 @@ SRC=$(field source addr)
 start server "$work/porta" server --listen 127.0.0.1:0 --self-signed --state-dir "$work/state" \
 	--user "$USER_TOKEN" --allow-private
 SRV=$(field server addr); PIN=$(field server pin)
+# The same server with net/http's HTTP/2 server, as --std-http2 runs it.
+start server_std "$work/porta" server --listen 127.0.0.1:0 --self-signed --state-dir "$work/state" \
+	--user "$USER_TOKEN" --allow-private --std-http2
+SRV_STD=$(field server_std addr)
 CERT="$work/state/self-signed.crt"; KEY="$work/state/self-signed.key"
 
 # stunnel4 in server mode: TLS in, plain TCP to the source.
@@ -85,11 +89,12 @@ get() { "$tb" get -user "$USER_TOKEN" -bytes "$SIZE" -want "$WANT" "$@" | value 
 declare -A mbs
 for _ in $(seq "$ROUNDS"); do
 	mbs[h2]+="$(get -via h2 -server "$SRV" -pin "$PIN" -target "$SRC") "
+	mbs[h2std]+="$(get -via h2 -server "$SRV_STD" -pin "$PIN" -target "$SRC") "
 	mbs[h3]+="$(get -via h3 -server "$SRV" -pin "$PIN" -target "$SRC") "
 	mbs[st]+="$(get -via tls -server "127.0.0.1:$ST_PORT" -ca "$CERT") "
 done
 best() { echo "$1" | tr ' ' '\n' | sed '/^$/d' | sort -n | tail -1; }
-H2=$(best "${mbs[h2]}"); H3=$(best "${mbs[h3]}"); ST=$(best "${mbs[st]}")
+H2=$(best "${mbs[h2]}"); H3=$(best "${mbs[h3]}"); ST=$(best "${mbs[st]}"); H2STD=$(best "${mbs[h2std]}")
 
 # Time to first byte with RTT_MS between client and server (and between
 # client and source for the direct exchange); source and server are close.
@@ -98,6 +103,8 @@ start delay_srv "$tb" delay -to "$SRV" -delay "$ONEWAY"
 start delay_src "$tb" delay -to "$SRC" -delay "$ONEWAY"
 DSRV=$(field delay_srv addr); DSRC=$(field delay_src addr)
 T_H2=$("$tb" ttfb -user "$USER_TOKEN" -via h2 -server "$DSRV" -pin "$PIN" -target "$SRC" | value new_ms)
+start delay_std "$tb" delay -to "$SRV_STD" -delay "$ONEWAY"
+T_H2STD=$("$tb" ttfb -user "$USER_TOKEN" -via h2 -server "$(field delay_std addr)" -pin "$PIN" -target "$SRC" | value new_ms)
 T_H3=$("$tb" ttfb -user "$USER_TOKEN" -via h3 -server "$DSRV" -pin "$PIN" -target "$SRC" | value new_ms)
 T_OPEN=$("$tb" ttfb -via direct -server "$DSRC" | value open_ms)
 
@@ -105,19 +112,28 @@ T_OPEN=$("$tb" ttfb -via direct -server "$DSRC" | value open_ms)
 idle() { "$tb" idle -user "$USER_TOKEN" -target "$SRC" -n "$IDLE" "$@"; }
 # A fresh server per transport: Go reuses freed heap, so a second run on the
 # same process would show little RSS growth.
-rss() {
-	start "rss_$1" "$work/porta" server --listen 127.0.0.1:0 --self-signed --state-dir "$work/state" \
-		--user "$USER_TOKEN" --allow-private
-	local pid_var="pid_rss_$1"
-	idle -via "$1" -server "$(field "rss_$1" addr)" -pin "$PIN" -pid "${!pid_var}" | value rss_KiB
+rss() { # NAME TRANSPORT [SERVER FLAGS]
+	local name=$1 via=$2; shift 2
+	start "rss_$name" "$work/porta" server --listen 127.0.0.1:0 --self-signed --state-dir "$work/state" \
+		--user "$USER_TOKEN" --allow-private "$@"
+	local pid_var="pid_rss_$name"
+	idle -via "$via" -server "$(field "rss_$name" addr)" -pin "$PIN" -pid "${!pid_var}" | value rss_KiB
 	kill "${!pid_var}"
 }
-R_H2=$(rss h2)
-R_H3=$(rss h3)
-start tbserver "$tb" server -dir "$work" -user "$USER_TOKEN"
-TSRV=$(field tbserver addr); TPIN=$(field tbserver pin); TSTATS=$(field tbserver stats)
-M_H2=$(idle -via h2 -server "$TSRV" -pin "$TPIN" -stats "$TSTATS" | value heap+stack_KiB)
-M_H3=$(idle -via h3 -server "$TSRV" -pin "$TPIN" -stats "$TSTATS" | value heap+stack_KiB)
+R_H2=$(rss h2 h2)
+R_H3=$(rss h3 h3)
+R_H2STD=$(rss h2std h2 --std-http2)
+# memory NAME TRANSPORT [SERVER FLAGS]: heap+stacks per idle tunnel, in tunnelbench server.
+memory() {
+	local name=$1 via=$2; shift 2
+	start "tb_$name" "$tb" server -dir "$work" -user "$USER_TOKEN" "$@"
+	idle -via "$via" -server "$(field "tb_$name" addr)" -pin "$(field "tb_$name" pin)" -stats "$(field "tb_$name" stats)" | value heap+stack_KiB
+	local pid_var="pid_tb_$name"
+	kill "${!pid_var}"
+}
+M_H2=$(memory h2 h2)
+M_H3=$(memory h3 h3)
+M_H2STD=$(memory h2std h2 -std-http2)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
 # The median over rounds of each round's own ratio: steadier than best
@@ -126,10 +142,10 @@ round_ratio() {
 	paste <(echo "$1" | tr ' ' '\n' | sed '/^$/d') <(echo "$2" | tr ' ' '\n' | sed '/^$/d') |
 		awk '{ print $1 / $2 }' | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f×", v[int((NR + 1) / 2)] }'
 }
-echo "| benchmark | porta h2 | porta h3 | baseline | h2 / baseline | h3 / baseline | target |"
-echo "|---|---|---|---|---|---|---|"
-echo "| single stream, $((SIZE >> 20)) MiB, SHA-256 checked, MB/s (best of $ROUNDS; h2: ${mbs[h2]}; h3: ${mbs[h3]}; stunnel4: ${mbs[st]}) | $H2 | $H3 | stunnel4: $ST | $(ratio "$H2" "$ST") | $(ratio "$H3" "$ST") | ≥ 1.0× |"
-echo "| same, median of each round's ratio | | | | $(round_ratio "${mbs[h2]}" "${mbs[st]}") | $(round_ratio "${mbs[h3]}" "${mbs[st]}") | ≥ 1.0× |"
-echo "| time to first byte of a new connection over a warm tunnel, RTT $RTT_MS ms, median ms | $T_H2 | $T_H3 | direct, one round trip: $T_OPEN | $(ratio "$T_H2" "$T_OPEN") | $(ratio "$T_H3" "$T_OPEN") | ≤ 1.1× |"
-echo "| server memory per idle tunneled connection ($IDLE), KiB: Go heap+stacks after GC (tunnel.Handler) | $M_H2 | $M_H3 | — | | | ≤ 16 KiB |"
-echo "| same, RSS growth of porta server, KiB | $R_H2 | $R_H3 | — | | | |"
+echo "| benchmark | porta h2 | porta h3 | baseline | h2 / baseline | h3 / baseline | target | h2, --std-http2 server |"
+echo "|---|---|---|---|---|---|---|---|"
+echo "| single stream, $((SIZE >> 20)) MiB, SHA-256 checked, MB/s (best of $ROUNDS; h2: ${mbs[h2]}; h3: ${mbs[h3]}; stunnel4: ${mbs[st]}; h2 --std-http2: ${mbs[h2std]}) | $H2 | $H3 | stunnel4: $ST | $(ratio "$H2" "$ST") | $(ratio "$H3" "$ST") | ≥ 1.0× | $H2STD ($(ratio "$H2STD" "$ST")) |"
+echo "| same, median of each round's ratio | | | | $(round_ratio "${mbs[h2]}" "${mbs[st]}") | $(round_ratio "${mbs[h3]}" "${mbs[st]}") | ≥ 1.0× | $(round_ratio "${mbs[h2std]}" "${mbs[st]}") |"
+echo "| time to first byte of a new connection over a warm tunnel, RTT $RTT_MS ms, median ms | $T_H2 | $T_H3 | direct, one round trip: $T_OPEN | $(ratio "$T_H2" "$T_OPEN") | $(ratio "$T_H3" "$T_OPEN") | ≤ 1.1× | $T_H2STD |"
+echo "| server memory per idle tunneled connection ($IDLE), KiB: Go heap+stacks after GC (tunnel.Handler) | $M_H2 | $M_H3 | — | | | ≤ 16 KiB | $M_H2STD |"
+echo "| same, RSS growth of porta server, KiB | $R_H2 | $R_H3 | — | | | | $R_H2STD |"

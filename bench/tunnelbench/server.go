@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/porta443/porta/internal/sameport"
 	"io"
 	"log"
 	"net"
@@ -20,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/porta443/porta/internal/h2"
+	"github.com/porta443/porta/internal/sameport"
 	"github.com/porta443/porta/internal/selfsigned"
 	"github.com/porta443/porta/tunnel"
 	"github.com/quic-go/quic-go/http3"
@@ -27,7 +28,8 @@ import (
 
 // cmdServer runs tunnel.Handler the way porta server does: one handler,
 // TLS (HTTP/1.1 and HTTP/2) and QUIC (HTTP/3) on one port, with the
-// tunnel package's recommended transport settings. It prints one line,
+// tunnel package's recommended transport settings and porta's HTTP/2
+// server (net/http's with -std-http2). It prints one line,
 // "addr=... pin=... stats=...", writes cert.pem and key.pem into -dir,
 // and serves its own memory figures on the stats address.
 func cmdServer(args []string) error {
@@ -37,6 +39,7 @@ func cmdServer(args []string) error {
 	dir := fs.String("dir", ".", "where to write cert.pem and key.pem")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here until exit")
 	memRate := fs.Int("memprofilerate", 0, "runtime.MemProfileRate for /heap (0: Go's default)")
+	stdHTTP2 := fs.Bool("std-http2", false, "serve HTTP/2 with net/http's server, as porta server --std-http2")
 	fs.Parse(args)
 	if *memRate > 0 {
 		runtime.MemProfileRate = *memRate
@@ -90,6 +93,11 @@ func cmdServer(args []string) error {
 		Protocols: &protos,
 		HTTP2:     tunnel.ServerHTTP2Config(),
 		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	if !*stdHTTP2 {
+		if err := (&h2.Server{}).ConfigureServer(hs); err != nil {
+			return err
+		}
 	}
 	h3s := &http3.Server{
 		Handler:    h,
