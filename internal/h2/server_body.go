@@ -57,8 +57,9 @@ func (b *requestBody) Read(p []byte) (int, error) {
 			c.mu.Unlock()
 			return 0, err
 		}
+		ch := st.readWaiter()
 		c.mu.Unlock()
-		<-st.rwake
+		<-ch
 		c.mu.Lock()
 	}
 }

@@ -48,8 +48,9 @@ type serverConn struct {
 	err         error // why the connection ended; nil while it lives
 	streams     map[uint32]*serverStream
 	maxClientID uint32
-	running     int             // handlers running
-	waiting     []*queuedHandle // handlers waiting for one to end
+	running     int                  // handlers running
+	waiting     []*queuedHandle      // handlers waiting for one to end
+	idleWorkers []chan *queuedHandle // goroutines waiting for a handler to run
 	inflow      inflow
 	outflow     int64
 	peerWindow  int32 // the client's SETTINGS_INITIAL_WINDOW_SIZE
@@ -258,6 +259,10 @@ func (c *serverConn) fail(err error) {
 		streams = append(streams, st)
 	}
 	c.waiting = nil
+	for _, w := range c.idleWorkers {
+		close(w)
+	}
+	c.idleWorkers = nil
 	for _, st := range streams {
 		c.endStreamLocked(st, errClientGone)
 	}

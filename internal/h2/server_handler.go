@@ -29,17 +29,52 @@ func (c *serverConn) schedule(st *serverStream, rw *responseWriter, req *http.Re
 	return nil
 }
 
-// startLocked runs a handler on a goroutine of the connection's; c.mu is
-// held.
+// startLocked runs a handler on a goroutine of the connection's: one
+// that ran a handler before and waits for the next, or a new one. Kept
+// goroutines have the stacks their handlers grew, so a request does not
+// pay for a goroutine and its stack's growth each time; c.mu is held.
 func (c *serverConn) startLocked(st *serverStream, rw *responseWriter, req *http.Request, h http.HandlerFunc) {
 	c.running++
+	job := &queuedHandle{st: st, rw: rw, req: req, h: h}
+	if n := len(c.idleWorkers); n > 0 {
+		w := c.idleWorkers[n-1]
+		c.idleWorkers[n-1] = nil
+		c.idleWorkers = c.idleWorkers[:n-1]
+		w <- job // buffered: the worker may not be waiting yet
+		return
+	}
 	c.handlers.Add(1)
-	go c.runHandler(st, rw, req, h)
+	go c.worker(job)
+}
+
+// maxIdleWorkers bounds the goroutines a connection keeps for handlers
+// to come.
+const maxIdleWorkers = 32
+
+// worker runs handlers until the connection ends or it is not needed.
+func (c *serverConn) worker(job *queuedHandle) {
+	defer c.handlers.Done()
+	var next chan *queuedHandle
+	for job != nil {
+		c.runHandler(job.st, job.rw, job.req, job.h)
+		c.mu.Lock()
+		c.handlerDoneLocked()
+		keep := c.err == nil && len(c.idleWorkers) < maxIdleWorkers
+		if keep {
+			if next == nil {
+				next = make(chan *queuedHandle, 1)
+			}
+			c.idleWorkers = append(c.idleWorkers, next)
+		}
+		c.mu.Unlock()
+		if !keep {
+			return
+		}
+		job = <-next // nil: the connection ended
+	}
 }
 
 func (c *serverConn) runHandler(st *serverStream, rw *responseWriter, req *http.Request, h http.HandlerFunc) {
-	defer c.handlers.Done()
-	defer c.handlerDone()
 	panicked := true
 	defer func() {
 		st.cancel()
@@ -63,11 +98,9 @@ func (c *serverConn) runHandler(st *serverStream, rw *responseWriter, req *http.
 	panicked = false
 }
 
-// handlerDone starts waiting handlers while there is room, skipping
-// those whose streams were reset meanwhile.
-func (c *serverConn) handlerDone() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// handlerDoneLocked starts waiting handlers while there is room, skipping
+// those whose streams were reset meanwhile; c.mu is held.
+func (c *serverConn) handlerDoneLocked() {
 	c.running--
 	for len(c.waiting) > 0 && c.running < int(c.set.maxStreams) && c.err == nil {
 		q := c.waiting[0]

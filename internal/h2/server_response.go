@@ -249,8 +249,15 @@ func (rw *responseWriter) writeChunk(p []byte) (int, error) {
 			}
 		}
 		end := (rw.done && len(rw.trailers) == 0 && len(p) == 0) || isHead
-		err := rw.c.writeHeaders(rw.st, &resHeaders{status: rw.status, h: rw.snapHeader, end: end, ctype: ctype, clen: clen, date: date})
-		if err != nil || end {
+		rh := &resHeaders{status: rw.status, h: rw.snapHeader, end: end, ctype: ctype, clen: clen, date: date}
+		if rw.done && !end && len(rw.trailers) == 0 && len(p) <= maxWriteBatch {
+			// The whole response at once, as most are.
+			if err := rw.c.writeResponse(rw.st, rh, p); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+		if err := rw.c.writeHeaders(rw.st, rh); err != nil || end {
 			return 0, err
 		}
 	}

@@ -25,8 +25,6 @@ type serverStream struct {
 	id     uint32
 	ctx    context.Context
 	cancel context.CancelFunc
-	rwake  chan struct{} // a Read waits here for data
-	wwake  chan struct{} // a Write waits here for window
 
 	// Guarded by c.mu:
 	recvEnd     bool // END_STREAM received (or the body given up)
@@ -47,6 +45,24 @@ type serverStream struct {
 	reqTrailer  http.Header // Request.Trailer
 	werr        error       // why writes fail
 	rdl, wdl    *time.Timer
+	rwake       chan struct{} // a Read waits here for data; made when one first waits
+	wwake       chan struct{} // a Write waits here for window; likewise
+}
+
+// readWaiter is the channel a Read waits on; c.mu is held.
+func (st *serverStream) readWaiter() chan struct{} {
+	if st.rwake == nil {
+		st.rwake = make(chan struct{}, 1)
+	}
+	return st.rwake
+}
+
+// writeWaiter is the channel a Write waits on for window; c.mu is held.
+func (st *serverStream) writeWaiter() chan struct{} {
+	if st.wwake == nil {
+		st.wwake = make(chan struct{}, 1)
+	}
+	return st.wwake
 }
 
 var (
@@ -58,6 +74,7 @@ var (
 	errWriteAfterClose = errors.New("h2: write after CloseWrite")
 )
 
+// wake wakes what waits on ch, if anything does (a nil ch: nothing).
 func wake(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -142,8 +159,6 @@ func (c *serverConn) newStreamLocked(id uint32, ended bool) *serverStream {
 		id:        id,
 		ctx:       ctx,
 		cancel:    cancel,
-		rwake:     make(chan struct{}, 1),
-		wwake:     make(chan struct{}, 1),
 		recvEnd:   ended,
 		hasBody:   !ended,
 		outflow:   int64(c.peerWindow),

@@ -23,6 +23,54 @@ type resHeaders struct {
 
 // writeHeaders sends a header block on st.
 func (c *serverConn) writeHeaders(st *serverStream, rh *resHeaders) error {
+	return c.send(st, rh, nil, rh.end)
+}
+
+// maxWriteBatch bounds what one stream writes while it holds the writer,
+// so that streams take turns on a busy connection. It takes a tunnel's
+// download chunk (256 KiB with its frame header: whole TLS records) at
+// once.
+const maxWriteBatch = 256 << 10
+
+// writeData sends p on st as DATA frames within the flow-control windows,
+// waiting for window as it must; end puts END_STREAM on the last.
+func (c *serverConn) writeData(st *serverStream, p []byte, end bool) error {
+	for {
+		n, err := c.reserve(st, min(len(p), maxWriteBatch), true)
+		if err != nil {
+			return err
+		}
+		chunk := p[:n]
+		p = p[n:]
+		if err := c.send(st, nil, chunk, end && len(p) == 0); err != nil {
+			return err
+		}
+		if len(p) == 0 {
+			return nil
+		}
+	}
+}
+
+// writeResponse sends a whole response, its header block and its body
+// (END_STREAM on the last frame), in one go when the windows have room
+// for the body, as a DoH answer's: one turn at the writer and one flush.
+func (c *serverConn) writeResponse(st *serverStream, rh *resHeaders, body []byte) error {
+	if n, err := c.reserve(st, len(body), false); err != nil {
+		return err
+	} else if n < len(body) { // too big, or no room yet: in two steps
+		c.giveBack(st, n)
+		if err := c.writeHeaders(st, rh); err != nil {
+			return err
+		}
+		return c.writeData(st, body, true)
+	}
+	return c.send(st, rh, body, true)
+}
+
+// send writes, in one turn at the writer, rh's header block if rh is not
+// nil and then data as DATA frames (window for it already reserved); end
+// puts END_STREAM on the last frame.
+func (c *serverConn) send(st *serverStream, rh *resHeaders, data []byte, end bool) error {
 	w := c.w
 	defer w.unlock()
 	if err := w.lock(); err != nil {
@@ -30,7 +78,9 @@ func (c *serverConn) writeHeaders(st *serverStream, rh *resHeaders) error {
 	}
 	c.mu.Lock()
 	err := st.werr
-	if err == nil && rh.end {
+	if err != nil {
+		c.giveBackLocked(st, len(data)) // not sent
+	} else if end {
 		st.sentEnd = true
 		c.maybeCloseLocked(st)
 	}
@@ -39,6 +89,28 @@ func (c *serverConn) writeHeaders(st *serverStream, rh *resHeaders) error {
 	if err != nil {
 		return err
 	}
+	if rh != nil {
+		if err := w.headerBlock(st.id, rh, end && data == nil, maxFrame); err != nil {
+			return err
+		}
+		if data == nil {
+			return nil
+		}
+	}
+	for {
+		k := min(len(data), maxFrame)
+		if err := w.writeData(st.id, data[:k], end && k == len(data)); err != nil {
+			return err
+		}
+		data = data[k:]
+		if len(data) == 0 {
+			return nil
+		}
+	}
+}
+
+// headerBlock encodes rh and writes it; w.mu is held.
+func (w *frameWriter) headerBlock(id uint32, rh *resHeaders, end bool, maxFrame int) error {
 	if n := w.tableSize.Swap(-1); n >= 0 {
 		w.henc.SetMaxDynamicTableSize(uint32(n))
 	}
@@ -56,70 +128,28 @@ func (c *serverConn) writeHeaders(st *serverStream, rh *resHeaders) error {
 	if rh.date != "" {
 		w.field("date", rh.date)
 	}
-	return w.writeHeaderBlock(st.id, rh.end, maxFrame)
+	return w.writeHeaderBlock(id, end, maxFrame)
 }
 
-// maxWriteBatch bounds what one stream writes while it holds the writer,
-// so that streams take turns on a busy connection. It takes a tunnel's
-// download chunk (256 KiB with its frame header: whole TLS records) at
-// once.
-const maxWriteBatch = 256 << 10
-
-// writeData sends p on st as DATA frames within the flow-control windows,
-// waiting for window as it must; end puts END_STREAM on the last.
-func (c *serverConn) writeData(st *serverStream, p []byte, end bool) error {
-	for {
-		n, err := c.reserve(st, min(len(p), maxWriteBatch))
-		if err != nil {
-			return err
-		}
-		chunk := p[:n]
-		p = p[n:]
-		last := end && len(p) == 0
-		if err := c.writeReserved(st, chunk, last); err != nil {
-			return err
-		}
-		if len(p) == 0 {
-			return nil
-		}
-	}
-}
-
-func (c *serverConn) writeReserved(st *serverStream, chunk []byte, last bool) error {
-	w := c.w
-	defer w.unlock()
-	if err := w.lock(); err != nil {
-		return err
-	}
+// giveBack returns n reserved bytes that were not sent to the windows.
+func (c *serverConn) giveBack(st *serverStream, n int) {
 	c.mu.Lock()
-	err := st.werr
-	if err != nil {
-		c.outflow += int64(len(chunk)) // not sent: the connection's window back
-		c.wakeBlockedLocked()
-	} else if last {
-		st.sentEnd = true
-		c.maybeCloseLocked(st)
-	}
-	maxFrame := c.peerFrame
-	c.unlock()
-	if err != nil {
-		return err
-	}
-	for {
-		k := min(len(chunk), maxFrame)
-		if err := w.writeData(st.id, chunk[:k], last && k == len(chunk)); err != nil {
-			return err
-		}
-		chunk = chunk[k:]
-		if len(chunk) == 0 {
-			return nil
-		}
-	}
+	c.giveBackLocked(st, n)
+	c.mu.Unlock()
 }
 
-// reserve waits until st may send and takes up to want bytes from both
-// send windows.
-func (c *serverConn) reserve(st *serverStream, want int) (int, error) {
+func (c *serverConn) giveBackLocked(st *serverStream, n int) {
+	if n == 0 {
+		return
+	}
+	st.outflow += int64(n)
+	c.outflow += int64(n)
+	c.wakeBlockedLocked()
+}
+
+// reserve takes up to want bytes from both of st's send windows; with
+// wait, it waits until there is some room.
+func (c *serverConn) reserve(st *serverStream, want int, wait bool) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
@@ -129,14 +159,16 @@ func (c *serverConn) reserve(st *serverStream, want int) (int, error) {
 		if want == 0 {
 			return 0, nil
 		}
-		if n := min(int64(want), st.outflow, c.outflow); n > 0 {
+		if n := min(int64(want), st.outflow, c.outflow); n > 0 || !wait {
+			n = max(n, 0)
 			st.outflow -= n
 			c.outflow -= n
 			return int(n), nil
 		}
 		c.blocked[st] = struct{}{}
+		ch := st.writeWaiter()
 		c.mu.Unlock()
-		<-st.wwake
+		<-ch
 		c.mu.Lock()
 	}
 }

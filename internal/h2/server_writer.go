@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -26,14 +27,15 @@ import (
 type frameWriter struct {
 	fail func(error) // ends the connection after a write error
 
-	mu      sync.Mutex
-	bw      *bufio.Writer
-	fr      *http2.Framer // its write half; the read loop reads with it
-	henc    *hpack.Encoder
-	hbuf    bytes.Buffer
-	dataHdr [9]byte
-	keys    []string // encodeHeaders' scratch
-	err     error    // sticky, under mu
+	mu       sync.Mutex
+	bw       *bufio.Writer
+	fr       *http2.Framer // its write half; the read loop reads with it
+	henc     *hpack.Encoder
+	hbuf     bytes.Buffer
+	dataHdr  [9]byte
+	keys     []string // encodeHeaders' scratch
+	err      error    // sticky, under mu
+	yielding bool     // a writer let go of mu to flush once others wrote: it will
 	// tableSize is the client's SETTINGS_HEADER_TABLE_SIZE not yet given
 	// to henc (-1: none); the encoder takes it at its next block.
 	tableSize atomic.Int64
@@ -81,11 +83,25 @@ func (w *frameWriter) lock() error {
 // unlock writes what the queue holds, flushes unless a writer is
 // waiting to add its frames, and lets go of mu. It takes mu back for a
 // control frame queued meanwhile that nobody else would write.
+//
+// Before it flushes it lets the goroutines that are ready run first
+// (runtime.Gosched, without mu), so that the answers of handlers that
+// finish in the same moment share one TLS record and one write: under
+// load a DoH server writes far fewer records than answers. Writers that
+// come meanwhile leave the flush to it.
 func (w *frameWriter) unlock() {
 	for {
 		w.drain()
-		if w.err == nil && w.waiting.Load() == 0 {
-			w.check(w.bw.Flush())
+		if w.err == nil && w.waiting.Load() == 0 && w.bw.Buffered() > 0 && !w.yielding {
+			w.yielding = true
+			w.mu.Unlock()
+			runtime.Gosched()
+			w.mu.Lock()
+			w.yielding = false
+			w.drain()
+			if w.err == nil && w.waiting.Load() == 0 {
+				w.check(w.bw.Flush())
+			}
 		}
 		w.mu.Unlock()
 		if w.queued.Load() == 0 || !w.mu.TryLock() {
