@@ -75,6 +75,7 @@ func (r *Resolver) appendCached(dst, msg []byte, maxLen int, udp bool) ([]byte, 
 	if len(out)-len(dst) > maxLen {
 		return out[:len(dst)], size, false
 	}
+	r.count(AnswerHit)
 	r.maybePrefetch(&q, msg, e, now)
 	return out, size, true
 }

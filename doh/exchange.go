@@ -40,27 +40,23 @@ func (r *Resolver) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 // answer appends to dst the answer to the query msg, which parseQuery read
 // into q, and returns it with its HTTP freshness lifetime in seconds.
 func (r *Resolver) answer(ctx context.Context, dst, msg []byte, q *query) ([]byte, uint32, error) {
-	switch {
-	case q.qdcount != 1:
-		return appendError(dst, q, msg, dns.RcodeFormatError, nil), 0, nil
-	case q.opcode != dns.OpcodeQuery:
-		return appendError(dst, q, msg, dns.RcodeNotImplemented, nil), 0, nil
-	case q.edns && q.version != 0:
-		return appendError(dst, q, msg, dns.RcodeBadVers, nil), 0, nil
-	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
-		return appendError(dst, q, msg, dns.RcodeRefused, edeOption(dns.ExtendedErrorCodeNotSupported, "")), 0, nil
+	if out, ok := r.answerItself(dst, msg, q); ok {
+		r.count(AnswerRejected)
+		return out, 0, nil
 	}
 	now := r.now()
 	var cached *cache.Entry
 	if r.cache != nil && r.cache.Get(q.keyBytes, now, q.entry()) {
 		cached = q.hit
 		if cached.Fresh(now) {
+			r.count(AnswerHit)
 			r.maybePrefetch(q, msg, cached, now)
 			return appendAnswer(dst, q, msg, cached, now, false), cached.Remaining(now), nil
 		}
 	}
 	e, stale, err := r.resolve(ctx, q, msg, cached)
 	if errors.Is(err, errBusy) {
+		r.count(AnswerBusy)
 		ede := edeOption(dns.ExtendedErrorCodeOther, "too many queries in flight")
 		return appendError(dst, q, msg, dns.RcodeServerFailure, ede), 0, nil
 	}
@@ -68,10 +64,33 @@ func (r *Resolver) answer(ctx context.Context, dst, msg []byte, q *query) ([]byt
 		return nil, 0, err
 	}
 	now = r.now()
-	if stale {
+	switch {
+	case stale:
+		r.count(AnswerStale)
 		return appendAnswer(dst, q, msg, e, now, true), cache.StaleTTL, nil
+	case e.Rcode == dns.RcodeServerFailure:
+		r.count(AnswerFailed)
+	default:
+		r.count(AnswerMiss)
 	}
 	return appendAnswer(dst, q, msg, e, now, false), e.Remaining(now), nil
+}
+
+// answerItself answers the queries the resolver does not forward: more
+// or fewer than one question, another opcode, an EDNS version it does not
+// speak, a zone transfer.
+func (r *Resolver) answerItself(dst, msg []byte, q *query) ([]byte, bool) {
+	switch {
+	case q.qdcount != 1:
+		return appendError(dst, q, msg, dns.RcodeFormatError, nil), true
+	case q.opcode != dns.OpcodeQuery:
+		return appendError(dst, q, msg, dns.RcodeNotImplemented, nil), true
+	case q.edns && q.version != 0:
+		return appendError(dst, q, msg, dns.RcodeBadVers, nil), true
+	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
+		return appendError(dst, q, msg, dns.RcodeRefused, edeOption(dns.ExtendedErrorCodeNotSupported, "")), true
+	}
+	return dst, false
 }
 
 // maybePrefetch refreshes an entry in the background when it is popular

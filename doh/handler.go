@@ -25,6 +25,8 @@ type Handler struct {
 	Logger *slog.Logger
 
 	scratch sync.Pool // of *scratch
+
+	counts handlerCounters // Stats
 }
 
 // scratch is one request's buffers.
@@ -79,9 +81,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() == nil {
 			h.log().Debug("doh: no answer", "err", err)
 			h.fail(w, http.StatusServiceUnavailable, "resolver unavailable")
+		} else {
+			h.counts.count(0)
 		}
 		return
 	}
+	h.counts.count(http.StatusOK)
 	s.out = out
 	// Direct assignment with one backing array: Header().Set would
 	// allocate a slice per header on this, the hot path. net/http adds
@@ -154,6 +159,7 @@ func (h *Handler) putScratch(s *scratch) {
 }
 
 func (h *Handler) fail(w http.ResponseWriter, status int, why string) {
+	h.counts.count(status)
 	http.Error(w, strconv.Itoa(status)+" "+http.StatusText(status)+": "+why, status)
 }
 

@@ -84,6 +84,8 @@ type Resolver struct {
 	closed  bool
 
 	hitBuffers sync.Pool // of *hitBuffer, for AppendCached
+
+	answers *answerCounters // Stats
 }
 
 // NewResolver checks cfg and makes a Resolver. A bad upstream URL is an
@@ -126,6 +128,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		log:        cfg.Logger,
 		now:        time.Now,
 		flights:    make(map[string]*flight),
+		answers:    new(answerCounters),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -136,7 +139,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 			r.closeUpstreams()
 			return nil, fmt.Errorf("doh: %w", err)
 		}
-		r.ups.list = append(r.ups.list, &tracked{upstream: u})
+		r.ups.list = append(r.ups.list, &tracked{upstream: u, name: upstreamName(s)})
 	}
 	if cfg.CacheBytes >= 0 {
 		r.cache = cache.New(cache.Config{MaxBytes: cfg.CacheBytes, StaleFor: max(cfg.StaleFor, 0)})

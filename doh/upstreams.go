@@ -23,6 +23,10 @@ type tracked struct {
 	srtt      atomic.Int64 // smoothed round-trip time, ns; 0 until measured
 	fails     atomic.Int32 // failures in a row
 	downUntil atomic.Int64 // unix ns before which it is tried last
+
+	name     string // for Stats
+	failures atomic.Uint64
+	rtt      rttHistogram
 }
 
 // exchange asks the upstreams for the answer to q, a query in wire form, in
@@ -124,6 +128,7 @@ func cmpInt64(a, b int64) int {
 }
 
 func (u *tracked) succeeded(rtt time.Duration) {
+	u.rtt.observe(rtt)
 	u.fails.Store(0)
 	u.downUntil.Store(0)
 	old := u.srtt.Load()
@@ -137,6 +142,7 @@ func (u *tracked) succeeded(rtt time.Duration) {
 // failed marks u down for a backoff that doubles with each failure in a row,
 // from 1 s up to 32 s.
 func (u *tracked) failed(now time.Time) {
+	u.failures.Add(1)
 	n := min(u.fails.Add(1), 6)
 	u.downUntil.Store(now.Add(time.Second << (n - 1)).UnixNano())
 }
