@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/porta443/porta/internal/copybuf"
@@ -21,6 +22,10 @@ type HandlerConfig struct {
 	// the website. It sees such requests exactly as they arrived.
 	// Nil: http.NotFoundHandler().
 	Next http.Handler
+	// Probe serves the proxy requests without valid credentials, which
+	// must get exactly what Next would answer: a server that counts them
+	// apart passes Next wrapped in its counter. Nil: Next.
+	Probe http.Handler
 	// Users may use the tunnel. Nil: nobody.
 	Users *Users
 	// Resolver resolves target names. Nil: net.DefaultResolver.
@@ -44,13 +49,15 @@ type HandlerConfig struct {
 // HTTP/1.1, HTTP/2 and HTTP/3 alike. Authenticated proxy requests are
 // tunneled; everything else goes to Next untouched.
 type Handler struct {
-	cfg     HandlerConfig
-	next    http.Handler
-	egress  *egress
-	pool    copybuf.Pool
-	watch   watcher
-	forward *httputil.ReverseProxy
-	log     *slog.Logger
+	cfg      HandlerConfig
+	next     http.Handler
+	probe    http.Handler
+	tunneled atomic.Uint64 // authenticated proxy requests
+	egress   *egress
+	pool     copybuf.Pool
+	watch    watcher
+	forward  *httputil.ReverseProxy
+	log      *slog.Logger
 
 	mu     sync.Mutex
 	closed bool
@@ -75,6 +82,10 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	h := &Handler{cfg: cfg, next: cfg.Next, log: cfg.Logger, active: map[*relay]struct{}{}}
 	if h.next == nil {
 		h.next = http.NotFoundHandler()
+	}
+	h.probe = cfg.Probe
+	if h.probe == nil {
+		h.probe = h.next
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -122,20 +133,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *relay {
 	// Exactly one Proxy-Authorization header, or the request is not ours.
 	vals := r.Header.Values("Proxy-Authorization")
 	if len(vals) != 1 {
-		h.next.ServeHTTP(w, r)
+		h.probe.ServeHTTP(w, r)
 		return nil
 	}
 	name, token, ok := parseProxyAuth(vals[0])
 	if !ok {
-		h.next.ServeHTTP(w, r)
+		h.probe.ServeHTTP(w, r)
 		return nil
 	}
 	us, ok := h.cfg.Users.authenticate(name, token)
 	if !ok {
-		h.next.ServeHTTP(w, r)
+		h.probe.ServeHTTP(w, r)
 		return nil
 	}
 	// From here on the client has proved who it is and gets real errors.
+	h.tunneled.Add(1)
 	if r.TLS != nil && !r.TLS.HandshakeComplete {
 		// 0-RTT early data can be replayed by anyone who recorded it, and
 		// a tunnel's first bytes are not idempotent (RFC 8470).
@@ -252,6 +264,10 @@ func (h *Handler) untrack(rl *relay) {
 	delete(h.active, rl)
 	h.mu.Unlock()
 }
+
+// Tunneled reports how many authenticated proxy requests the Handler has
+// taken, refused ones included (too many streams, early data).
+func (h *Handler) Tunneled() uint64 { return h.tunneled.Load() }
 
 // Active reports how many tunnels are open.
 func (h *Handler) Active() int {

@@ -255,13 +255,14 @@ func (c *Conn) CloseWrite() error {
 	return cw.CloseWrite()
 }
 
-// SetLinger passes through to a *net.TCPConn; SetLinger(0) also makes
-// Close drop what is pending, for a reset rather than a clean close.
+// SetLinger passes through to the connection beneath (a *net.TCPConn,
+// or a wrapper of one that has SetLinger); SetLinger(0) also makes Close
+// drop what is pending, for a reset rather than a clean close.
 func (c *Conn) SetLinger(sec int) error {
 	c.mu.Lock()
 	c.abort = sec == 0
 	c.mu.Unlock()
-	tc, ok := c.Conn.(*net.TCPConn)
+	tc, ok := c.Conn.(interface{ SetLinger(int) error })
 	if !ok {
 		return errors.New("coalesce: not a TCP connection")
 	}
