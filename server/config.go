@@ -56,6 +56,18 @@ type Config struct {
 	// a longer URI reaches the DoH handler and gets its 414.
 	MaxHeaderBytes int
 
+	// ProxyProtocol reads a PROXY protocol header (v1 or v2, as HAProxy
+	// and cloud load balancers send it) at the start of each TCP
+	// connection from ProxyFrom, and takes the client's address from it
+	// for the logs and for everything the server does by address. A
+	// connection from ProxyFrom without a header is refused, and so is a
+	// header from anywhere else; other connections are served as they
+	// come. HTTP/3 (UDP) is not affected.
+	ProxyProtocol bool
+	// ProxyFrom are the load balancers' addresses, CIDR prefixes or single
+	// IPs; required with ProxyProtocol, refused without it.
+	ProxyFrom []string
+
 	// StdHTTP2 serves HTTP/2 with net/http's own server instead of
 	// internal/h2's. That one cannot end a response while the request
 	// still flows, so a tunnel whose target half-closes first drops the

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/porta443/porta/doh"
 	"github.com/porta443/porta/internal/coalesce"
 	"github.com/porta443/porta/internal/h2"
+	"github.com/porta443/porta/internal/metrics"
 	"github.com/porta443/porta/internal/sameport"
 	"github.com/porta443/porta/internal/selfsigned"
 	"github.com/porta443/porta/tunnel"
@@ -29,18 +31,23 @@ import (
 // Server is porta's server. Build it with New, run it with Serve, stop it
 // with Shutdown.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	certs    *certSource
-	resolver *doh.Resolver
-	users    *tunnel.Users   // nil: no tunnel
-	tunnel   *tunnel.Handler // nil: no tunnel
-	handler  http.Handler    // the tunnel, then the router
+	cfg       Config
+	log       *slog.Logger
+	certs     *certSource
+	resolver  *doh.Resolver
+	users     *tunnel.Users   // nil: no tunnel
+	tunnel    *tunnel.Handler // nil: no tunnel
+	handler   http.Handler    // the tunnel, then the router
+	doh       *doh.Handler    // the router's
+	probeDoH  *doh.Handler    // the probe router's: counted apart
+	proxyFrom []netip.Prefix  // with Config.ProxyProtocol
+	counts    counts
 
 	mu       sync.Mutex
 	https    *http.Server
 	h3       *http3.Server
 	redirect *http.Server
+	metrics  *http.Server
 	shutdown bool // Shutdown was called: a later Serve returns at once
 
 	closeOnce sync.Once
@@ -74,11 +81,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("--upstream: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, certs: certs, resolver: resolver}
-	router := &Router{
-		DoHPath: cfg.dohPath(),
-		DoH:     &doh.Handler{Resolver: resolver, Logger: log},
-		Site:    site,
+	if s.proxyFrom, err = proxyFrom(&cfg); err != nil {
+		resolver.Close()
+		return nil, err
 	}
+	router, probe := s.routers(site)
 	s.handler = router
 	if len(cfg.Users) > 0 || cfg.UsersFile != "" {
 		if s.users, err = tunnel.NewUsers(tunnel.UsersConfig{Users: cfg.Users, File: cfg.UsersFile}); err != nil {
@@ -87,6 +94,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.tunnel, err = tunnel.NewHandler(tunnel.HandlerConfig{
 			Next:         router,
+			Probe:        probe,
 			Users:        s.users,
 			Resolver:     resolver,
 			AllowPrivate: cfg.AllowPrivate,
@@ -132,6 +140,9 @@ type Listeners struct {
 	TCP  net.Listener   // TLS: HTTP/1.1 and HTTP/2
 	UDP  net.PacketConn // QUIC: HTTP/3; nil: no HTTP/3
 	HTTP net.Listener   // plain HTTP, redirected to HTTPS; nil: none
+	// Metrics serves Prometheus metrics at /metrics; nil: none. Open it
+	// with metrics.Listen, never on the public port.
+	Metrics net.Listener
 }
 
 // Listen opens TCP and UDP on addr, and plain HTTP on httpAddr unless it is
@@ -156,7 +167,7 @@ func Listen(addr, httpAddr string) (Listeners, error) {
 // Close closes every listener that is set.
 func (l Listeners) Close() error {
 	var errs []error
-	for _, c := range []io.Closer{l.TCP, l.UDP, l.HTTP} {
+	for _, c := range []io.Closer{l.TCP, l.UDP, l.HTTP, l.Metrics} {
 		if c != nil {
 			errs = append(errs, c.Close())
 		}
@@ -189,6 +200,7 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		IdleTimeout:       s.cfg.idleTimeout(),
 		MaxHeaderBytes:    s.cfg.maxHeaderBytes(),
 		BaseContext:       base,
+		ConnState:         s.connState,
 		ErrorLog:          errLog,
 	}
 	if !s.cfg.StdHTTP2 {
@@ -206,7 +218,10 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 			MaxHeaderBytes: s.cfg.maxHeaderBytes(),
 			IdleTimeout:    s.cfg.idleTimeout(),
 			Logger:         s.log,
-			ConnContext:    func(context.Context, *quic.Conn) context.Context { return ctx },
+			ConnContext: func(_ context.Context, c *quic.Conn) context.Context {
+				s.quicConn(c)
+				return ctx
+			},
 		}
 	}
 	var redirect *http.Server
@@ -225,6 +240,11 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		}
 	}
 
+	var metricsSrv *http.Server
+	if l.Metrics != nil {
+		metricsSrv = metrics.NewServer(s.metricSet(), s.log)
+	}
+
 	s.mu.Lock()
 	if s.https != nil {
 		s.mu.Unlock()
@@ -235,14 +255,14 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		l.Close()
 		return http.ErrServerClosed
 	}
-	s.https, s.h3, s.redirect = https, h3, redirect
+	s.https, s.h3, s.redirect, s.metrics = https, h3, redirect, metricsSrv
 	s.mu.Unlock()
 	stopCerts := s.certs.watch() // renewal and expiry warnings while serving
 	defer stopCerts()
 
 	s.log.Info("serving", "addr", l.TCP.Addr().String(), "http3", h3 != nil, "http-redirect", redirect != nil)
 
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	run := func(serve func() error) {
 		err := serve()
 		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
@@ -253,7 +273,7 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		errs <- nil
 	}
 	n := 1
-	go run(func() error { return https.ServeTLS(coalesce.NewListener(l.TCP), "", "") })
+	go run(func() error { return https.ServeTLS(coalesce.NewListener(s.tcpListener(l.TCP)), "", "") })
 	if h3 != nil {
 		n++
 		go run(func() error { return h3.Serve(l.UDP) })
@@ -261,6 +281,10 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	if redirect != nil {
 		n++
 		go run(func() error { return redirect.Serve(l.HTTP) })
+	}
+	if metricsSrv != nil {
+		n++
+		go run(func() error { return metrics.Serve(ctx, metricsSrv, l.Metrics) })
 	}
 	var all []error
 	for range n {
@@ -285,19 +309,22 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutdown = true
-	https, h3, redirect := s.https, s.h3, s.redirect
+	https, h3, redirect, metricsSrv := s.https, s.h3, s.redirect, s.metrics
 	s.mu.Unlock()
 	if https == nil {
 		return s.Close()
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
+	errs := make([]error, 4)
 	wg.Go(func() { errs[0] = https.Shutdown(ctx) })
 	if h3 != nil {
 		wg.Go(func() { errs[1] = h3.Shutdown(ctx) })
 	}
 	if redirect != nil {
 		wg.Go(func() { errs[2] = redirect.Shutdown(ctx) })
+	}
+	if metricsSrv != nil {
+		wg.Go(func() { errs[3] = metricsSrv.Shutdown(ctx) })
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -340,10 +367,13 @@ func (s *Server) Close() error {
 
 func (s *Server) closeAll() {
 	s.mu.Lock()
-	https, h3, redirect := s.https, s.h3, s.redirect
+	https, h3, redirect, metricsSrv := s.https, s.h3, s.redirect, s.metrics
 	s.mu.Unlock()
 	if https != nil {
 		https.Close()
+	}
+	if metricsSrv != nil {
+		metricsSrv.Close()
 	}
 	if h3 != nil {
 		h3.Close()

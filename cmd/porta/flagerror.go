@@ -25,6 +25,8 @@ func serverFlag(field string) string {
 	switch field {
 	case "HSTSMaxAge":
 		return "hsts-max-age"
+	case "ProxyFrom":
+		return "proxy-from"
 	}
 	return ""
 }

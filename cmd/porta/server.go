@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"net"
 	"time"
 
 	"github.com/porta443/porta/server"
 	"github.com/urfave/cli/v2"
 )
+
+// metricsFlag is --metrics ADDR, on the server and the client alike.
+var metricsFlag = &cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://`ADDR`/metrics (a host-less :PORT is loopback; off unless given)"}
 
 // drainTimeout is how long a stopping server lets requests in flight finish.
 const drainTimeout = 3 * time.Second
@@ -32,6 +36,9 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "users", Usage: "a `FILE` of tunnel users, read again on SIGHUP"},
 			&cli.BoolFlag{Name: "allow-private", Usage: "let tunnels reach loopback, private and link-local addresses"},
 			&cli.BoolFlag{Name: "std-http2", Usage: "serve HTTP/2 with net/http's server, not porta's (which can half-close a tunnel)"},
+			&cli.BoolFlag{Name: "proxy-protocol", Usage: "read a PROXY protocol v1/v2 header on each TCP connection from --proxy-from (behind HAProxy or a cloud load balancer)"},
+			&cli.StringSliceFlag{Name: "proxy-from", Usage: "a load balancer's address, `CIDR` or IP, that sends PROXY headers (repeatable)"},
+			metricsFlag,
 		}, logFlags...),
 		Action: runServer,
 	}
@@ -52,21 +59,26 @@ func runServer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkMetricsAddr(c.String("metrics")); err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
-		CertFile:     c.String("cert"),
-		KeyFile:      c.String("key"),
-		SelfSigned:   c.Bool("self-signed"),
-		StateDir:     c.String("state-dir"),
-		SiteDir:      c.String("site"),
-		SiteProxy:    c.String("site-proxy"),
-		HSTSMaxAge:   hsts,
-		DoHPath:      c.String("doh-path"),
-		Upstreams:    c.StringSlice("upstream"),
-		Users:        c.StringSlice("user"),
-		UsersFile:    c.String("users"),
-		AllowPrivate: c.Bool("allow-private"),
-		StdHTTP2:     c.Bool("std-http2"),
-		Logger:       log,
+		CertFile:      c.String("cert"),
+		KeyFile:       c.String("key"),
+		SelfSigned:    c.Bool("self-signed"),
+		StateDir:      c.String("state-dir"),
+		SiteDir:       c.String("site"),
+		SiteProxy:     c.String("site-proxy"),
+		HSTSMaxAge:    hsts,
+		DoHPath:       c.String("doh-path"),
+		Upstreams:     c.StringSlice("upstream"),
+		Users:         c.StringSlice("user"),
+		UsersFile:     c.String("users"),
+		AllowPrivate:  c.Bool("allow-private"),
+		StdHTTP2:      c.Bool("std-http2"),
+		ProxyProtocol: c.Bool("proxy-protocol"),
+		ProxyFrom:     c.StringSlice("proxy-from"),
+		Logger:        log,
 	})
 	if err != nil {
 		return usageError{flagError(err)}
@@ -79,8 +91,26 @@ func runServer(c *cli.Context) error {
 		srv.Close()
 		return err
 	}
+	if addr := c.String("metrics"); addr != "" {
+		if ls.Metrics, err = server.ListenMetrics(addr, ls.TCP); err != nil {
+			ls.Close()
+			srv.Close()
+			return err
+		}
+	}
 
 	return serveUntilDone(c.Context, log, func() error { return srv.Serve(context.Background(), ls) }, srv.Shutdown, srv.Reload)
+}
+
+// checkMetricsAddr checks the form of --metrics before anything listens.
+func checkMetricsAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usagef("--metrics %q: want HOST:PORT or :PORT", addr)
+	}
+	return nil
 }
 
 // hstsMaxAge maps --hsts-max-age to Config.HSTSMaxAge: 0 turns HSTS off.
