@@ -46,6 +46,9 @@ func (c *certSource) watch() (stop func()) {
 // past its expiry: a --cert one that nobody replaced, or a self-signed
 // one whose renewal failed.
 func (c *certSource) maintain(now time.Time) {
+	if c.current.Load() == nil {
+		return // ACME alone: certmagic looks after its certificates
+	}
 	if c.selfSigned && renewDue(c.current.Load().Leaf, now) {
 		if err := c.renew(now); err != nil {
 			c.log.Warn("renewing the self-signed certificate failed; trying again in an hour", "err", err)

@@ -25,10 +25,17 @@ type certSource struct {
 	current           atomic.Pointer[tls.Certificate]
 	names             *sniWarnings // nil for a self-signed certificate: clients pin its key
 	warnedAt          atomic.Int64 // unix nanoseconds of the last expiry warning from maintain
+	acme              *acmeCerts   // nil without Config.ACME; with it, current may be nil
 }
 
 func (c *certSource) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if c.acme != nil && c.acme.handles(hello) {
+		return c.acme.GetCertificate(hello)
+	}
 	cert := c.current.Load()
+	if cert == nil {
+		return nil, fmt.Errorf("no certificate for %q: not an ACME name", hello.ServerName)
+	}
 	if c.names != nil && hello.ServerName != "" {
 		c.names.check(cert.Leaf, hello.ServerName)
 	}
@@ -38,6 +45,9 @@ func (c *certSource) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificat
 // reload reads the files again and warns if the certificate is near or
 // past its expiry. On error the certificate in use is kept.
 func (c *certSource) reload() error {
+	if c.certFile == "" {
+		return nil // ACME alone
+	}
 	certPEM, err := os.ReadFile(c.certFile)
 	if err != nil {
 		return fmt.Errorf("--cert: %w", err)
@@ -58,6 +68,31 @@ func (c *certSource) reload() error {
 }
 
 func newCertSource(cfg *Config, stateDir string, log *slog.Logger) (*certSource, error) {
+	acme, err := newACME(cfg, stateDir, log)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newFileCertSource(cfg, stateDir, log, acme != nil)
+	if err != nil {
+		if acme != nil {
+			acme.close()
+		}
+		return nil, err
+	}
+	c.acme = acme
+	return c, nil
+}
+
+// close stops what the certificates run in the background.
+func (c *certSource) close() {
+	if c.acme != nil {
+		c.acme.close()
+	}
+}
+
+// newFileCertSource is the --cert or --self-signed certificate; none is
+// needed with ACME names.
+func newFileCertSource(cfg *Config, stateDir string, log *slog.Logger, acme bool) (*certSource, error) {
 	switch {
 	case cfg.SelfSigned && (cfg.CertFile != "" || cfg.KeyFile != ""):
 		return nil, errors.New("--self-signed: not with --cert/--key")
@@ -82,6 +117,8 @@ func newCertSource(cfg *Config, stateDir string, log *slog.Logger) (*certSource,
 			}
 		}
 		return c, nil
+	case cfg.CertFile == "" && cfg.KeyFile == "" && acme:
+		return &certSource{log: log}, nil
 	case cfg.CertFile == "" && cfg.KeyFile == "":
 		return nil, errors.New("no certificate: give --cert and --key, or --self-signed")
 	case cfg.CertFile == "":

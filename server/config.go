@@ -16,6 +16,25 @@ type Config struct {
 	CertFile, KeyFile string
 	SelfSigned        bool
 
+	// ACME names get their certificates from an ACME CA, obtained at
+	// start and renewed in the background while serving, kept in
+	// StateDir. Challenges are answered on the server's own port
+	// (TLS-ALPN-01) and on the plain HTTP listener when there is one
+	// (HTTP-01). With CertFile or SelfSigned too, that certificate serves
+	// every other name; a name of ACME is never given it.
+	ACME []string
+	// ACMEEmail is the ACME account's contact address. "": none.
+	ACMEEmail string
+	// ACMECA is the https:// URL of the CA's ACME directory. "": Let's
+	// Encrypt.
+	ACMECA string
+	// ACMECARoot is a PEM file of the roots the CA's own HTTPS is
+	// verified with (for a private or test CA). "": the system's.
+	ACMECARoot string
+	// acmeRenewCheck is how often renewals are looked for. 0:
+	// acmeRenewCheck. For tests, through export_test.go.
+	acmeRenewCheck time.Duration
+
 	// StateDir keeps certificates and keys. "": DefaultStateDir().
 	StateDir string
 

@@ -15,3 +15,7 @@ func NewSiteHandler(cfg Config) (http.Handler, error) {
 // MaintainCertificates does at now what a serving server does every hour:
 // renew a self-signed certificate that is due, warn about an expiring one.
 func (s *Server) MaintainCertificates(now time.Time) { s.certs.maintain(now) }
+
+// SetACMERenewCheck makes a server made from cfg look for ACME
+// certificates to renew every d instead of every 10 minutes.
+func SetACMERenewCheck(cfg *Config, d time.Duration) { cfg.acmeRenewCheck = d }

@@ -56,7 +56,7 @@ type Server struct {
 // New checks cfg and prepares everything that can fail before listening:
 // certificates are loaded, the website is opened, upstreams and users
 // checked. Close releases what it holds if Serve is never called.
-func New(cfg Config) (*Server, error) {
+func New(cfg Config) (_ *Server, err error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -69,6 +69,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			certs.close() // what ACME started
+		}
+	}()
 	site, err := newSite(&cfg, log)
 	if err != nil {
 		return nil, err
@@ -120,7 +125,11 @@ func userError(err error) error {
 // Pin is the SHA-256 pin of the certificate in use ("sha256//BASE64"), for
 // clients that trust a self-signed server by its key.
 func (s *Server) Pin() string {
-	return selfsigned.Pin(s.certs.current.Load().Leaf)
+	cert := s.certs.current.Load()
+	if cert == nil {
+		return ""
+	}
+	return selfsigned.Pin(cert.Leaf)
 }
 
 // Reload reads the certificate files and the users file again.
@@ -193,7 +202,7 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	protocols.SetHTTP2(true)
 	https := &http.Server{
 		Handler:           handler,
-		TLSConfig:         tlsConfig(s.certs.GetCertificate),
+		TLSConfig:         s.tcpTLSConfig(),
 		Protocols:         &protocols,
 		HTTP2:             s.http2Config(),
 		ReadHeaderTimeout: s.cfg.readHeaderTimeout(), // also the TLS handshake's deadline
@@ -229,7 +238,7 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		_, port, _ := net.SplitHostPort(l.TCP.Addr().String())
 		httpsPort, _ := net.LookupPort("tcp", port)
 		redirect = &http.Server{
-			Handler:           redirectToHTTPS{httpsPort: httpsPort},
+			Handler:           s.plainHTTPHandler(httpsPort),
 			ReadHeaderTimeout: s.cfg.readHeaderTimeout(),
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -259,6 +268,9 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	s.mu.Unlock()
 	stopCerts := s.certs.watch() // renewal and expiry warnings while serving
 	defer stopCerts()
+	if s.certs.acme != nil {
+		s.certs.acme.start(l.TCP.Addr(), httpAddr(l))
+	}
 
 	s.log.Info("serving", "addr", l.TCP.Addr().String(), "http3", h3 != nil, "http-redirect", redirect != nil)
 
@@ -360,6 +372,7 @@ func (s *Server) Close() error {
 		if s.tunnel != nil {
 			s.tunnel.Close()
 		}
+		s.certs.close()
 		err = s.resolver.Close()
 	})
 	return err

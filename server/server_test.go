@@ -21,7 +21,13 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// certmagic's, not ours: a rate limiter per ACME CA and account
+		// that lives as long as the process, and the refresher of a lock
+		// file, which ends within 5 s of the lock's release.
+		goleak.IgnoreTopFunction("github.com/caddyserver/certmagic.(*RingBufferRateLimiter).permit"),
+		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"),
+	)
 }
 
 // running is a server on 127.0.0.1 with a certificate its clients trust.

@@ -27,6 +27,16 @@ func serverFlag(field string) string {
 		return "hsts-max-age"
 	case "ProxyFrom":
 		return "proxy-from"
+	case "ACME":
+		return "acme"
+	case "ACMEEmail":
+		return "acme-email"
+	case "ACMECA":
+		return "acme-ca"
+	case "ACMECARoot":
+		return "acme-ca-root"
+	case "StateDir":
+		return "state-dir"
 	}
 	return ""
 }
