@@ -18,6 +18,7 @@ import (
 	"github.com/porta443/porta/client/httpproxy"
 	"github.com/porta443/porta/client/socks5"
 	"github.com/porta443/porta/doh"
+	"github.com/porta443/porta/internal/metrics"
 	"github.com/porta443/porta/internal/sameport"
 	"github.com/porta443/porta/tunnel"
 )
@@ -38,6 +39,9 @@ type Client struct {
 	dnsUDP     *dnsUDP // serves l.DNSUDP when it is a *net.UDPConn
 	serving    bool
 	shutdown   bool
+	metrics    *http.Server // serving Listeners.Metrics
+
+	counts counts
 }
 
 // New checks cfg and prepares the client. It does not connect yet: the
@@ -79,7 +83,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("DoH through the server: %w", err)
 	}
 	c := &Client{cfg: cfg, log: log, dialer: dialer, resolver: resolver}
-	c.dns = &dnsHandler{records: cfg.Records, bootstrap: boot, upstream: resolver, log: log}
+	c.dns = &dnsHandler{local: &c.counts.dnsLocal, records: cfg.Records, bootstrap: boot, upstream: resolver, log: log}
 	if c.socks, err = socks5.New(socks5.Config{
 		Dial:       c.dial,
 		NoFastOpen: cfg.NoFastOpen,
@@ -108,6 +112,8 @@ type Listeners struct {
 	DNSTCP    net.Listener
 	SOCKS     net.Listener
 	HTTPProxy net.Listener
+	// Metrics serves Prometheus metrics at /metrics (ListenMetrics).
+	Metrics net.Listener
 }
 
 // Listen opens the local listeners; an empty address leaves that one off.
@@ -151,7 +157,7 @@ func listenDNS(addr string) (net.PacketConn, net.Listener, error) {
 // Close closes every listener that is set.
 func (l Listeners) Close() error {
 	var errs []error
-	for _, c := range []io.Closer{l.DNSUDP, l.DNSTCP, l.SOCKS, l.HTTPProxy} {
+	for _, c := range []io.Closer{l.DNSUDP, l.DNSTCP, l.SOCKS, l.HTTPProxy, l.Metrics} {
 		if c != nil {
 			errs = append(errs, c.Close())
 		}
@@ -187,7 +193,7 @@ func (c *Client) Serve(ctx context.Context, l Listeners) error {
 	c.mu.Unlock()
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 5)
 	run := func(serve func() error) {
 		wg.Go(func() {
 			err := serve()
@@ -210,10 +216,15 @@ func (c *Client) Serve(ctx context.Context, l Listeners) error {
 		run(dnsUDP.serve)
 	}
 	if l.SOCKS != nil {
-		run(func() error { return c.socks.Serve(ctx, l.SOCKS) })
+		run(func() error { return c.socks.Serve(ctx, metrics.Listener{Listener: l.SOCKS, Counts: &c.counts.socks}) })
 	}
 	if l.HTTPProxy != nil {
-		run(func() error { return c.http.Serve(ctx, l.HTTPProxy) })
+		run(func() error {
+			return c.http.Serve(ctx, metrics.Listener{Listener: l.HTTPProxy, Counts: &c.counts.httpProxy})
+		})
+	}
+	if l.Metrics != nil {
+		run(func() error { return c.serveMetrics(ctx, l.Metrics) })
 	}
 	c.log.Info("serving", listenerAttrs(l)...)
 	wg.Wait()
@@ -247,9 +258,12 @@ func listenerAttrs(l Listeners) []any {
 func (c *Client) Shutdown(ctx context.Context) error {
 	c.mu.Lock()
 	c.shutdown = true
-	dnsServers, dnsUDP := c.dnsServers, c.dnsUDP
+	dnsServers, dnsUDP, metricsSrv := c.dnsServers, c.dnsUDP, c.metrics
 	c.mu.Unlock()
 	var wg sync.WaitGroup
+	if metricsSrv != nil {
+		wg.Go(func() { metricsSrv.Shutdown(ctx) })
+	}
 	if dnsUDP != nil {
 		wg.Go(func() { dnsUDP.shutdown(ctx) })
 	}
@@ -278,8 +292,12 @@ func (c *Client) Shutdown(ctx context.Context) error {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.shutdown = true
+	metricsSrv := c.metrics
 	c.mu.Unlock()
 	var errs []error
+	if metricsSrv != nil {
+		errs = append(errs, metricsSrv.Close())
+	}
 	if c.socks != nil {
 		errs = append(errs, c.socks.Close())
 	}

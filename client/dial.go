@@ -28,7 +28,7 @@ func (c *Client) dial(ctx context.Context, network, address string) (net.Conn, e
 		return nil, err
 	}
 	if tc, ok := conn.(tunnelConn); ok {
-		return refusalCoder{tc}, nil
+		return refusalCoder{&countedConn{tunnelConn: tc, c: &c.counts, closed: c.counts.streams.Open()}}, nil
 	}
 	return conn, nil
 }

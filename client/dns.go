@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -17,6 +18,7 @@ const dnsTimeout = 2500 * time.Millisecond
 // exchanger (the DoH resolver with its cache, over the tunnel). UDP answers
 // are truncated to what the asker can take, so that it retries over TCP.
 type dnsHandler struct {
+	local     *atomic.Uint64 // answers not from upstream
 	records   Records
 	bootstrap *bootstrap
 	upstream  doh.Exchanger
@@ -39,6 +41,7 @@ func (h *dnsHandler) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 
 func (h *dnsHandler) resolve(q *dns.Msg) *dns.Msg {
 	if q.Opcode != dns.OpcodeQuery || len(q.Question) != 1 {
+		h.local.Add(1)
 		m := new(dns.Msg)
 		m.SetRcode(q, dns.RcodeNotImplemented)
 		if len(q.Question) != 1 {
@@ -47,11 +50,13 @@ func (h *dnsHandler) resolve(q *dns.Msg) *dns.Msg {
 		return m
 	}
 	if m := h.records.answer(q); m != nil {
+		h.local.Add(1)
 		return m
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dnsTimeout)
 	defer cancel()
 	if m := h.bootstrap.answer(ctx, q); m != nil {
+		h.local.Add(1)
 		return m
 	}
 	resp, err := h.upstream.Exchange(ctx, q)

@@ -85,7 +85,7 @@ func newTestDNSUDP(t testing.TB, conn *net.UDPConn, slots int, gate chan struct{
 	}
 	t.Cleanup(func() { resolver.Close() })
 	slow := &countingExchanger{Exchanger: resolver, gate: gate}
-	h := &dnsHandler{records: recs, bootstrap: boot, upstream: slow, log: slog.New(slog.DiscardHandler)}
+	h := &dnsHandler{local: new(atomic.Uint64), records: recs, bootstrap: boot, upstream: slow, log: slog.New(slog.DiscardHandler)}
 	s := newDNSUDP(conn, resolver, h, h.log)
 	s.slow = make(chan struct{}, slots)
 	return s, slow, resolver

@@ -56,6 +56,7 @@ type stack struct {
 	dnsAddr    string
 	socksAddr  string
 	httpAddr   string
+	metrics    string // the client's --metrics
 }
 
 // startServer runs a server with user alice on addr (127.0.0.1:0 for any
@@ -114,7 +115,12 @@ func newStackWith(t *testing.T, configure func(*stack, *client.Config)) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ls.Metrics, err = client.ListenMetrics("127.0.0.1:0"); err != nil {
+		ls.Close()
+		t.Fatal(err)
+	}
 	s.dnsAddr, s.socksAddr, s.httpAddr = ls.DNSUDP.LocalAddr().String(), ls.SOCKS.Addr().String(), ls.HTTPProxy.Addr().String()
+	s.metrics = ls.Metrics.Addr().String()
 	cfg := client.Config{
 		Servers: []string{"https://alice:alice-token@" + s.serverAddr},
 		RootCAs: s.cert.Pool,

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/porta443/porta/internal/copybuf"
@@ -34,6 +35,8 @@ type Dialer struct {
 	connErr    error
 	closed     bool
 	wg         sync.WaitGroup // connects and conns in flight
+
+	connectFailures atomic.Uint64 // Stats
 }
 
 type serverInfo struct {
@@ -222,6 +225,7 @@ func (d *Dialer) connect(done chan struct{}) {
 		s, err = d.connectServer(si)
 		d.mu.Lock()
 		if err != nil {
+			d.connectFailures.Add(1)
 			si.failed++
 			backoff := min(time.Duration(1<<min(si.failed, 6))*250*time.Millisecond, 15*time.Second)
 			si.notBefore = time.Now().Add(backoff/2 + rand.N(backoff/2+1))

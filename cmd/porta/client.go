@@ -33,6 +33,7 @@ func clientCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "resolver `IP[:PORT]` for the server's own name (repeatable; default: the system's)"},
 			&cli.StringSliceFlag{Name: "record", Usage: "a local DNS record `NAME=IP` (repeatable)"},
 			&cli.StringSliceFlag{Name: "socks-user", Usage: "require SOCKS5 username/password `NAME:PASSWORD` (repeatable)"},
+			metricsFlag,
 			&cli.BoolFlag{Name: "no-fast-open", Usage: "reply to SOCKS/CONNECT only after the server's answer, so replies carry the tunnel's errors"},
 		}, logFlags...),
 		Action: runClient,
@@ -106,6 +107,9 @@ func runClient(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkMetricsAddr(c.String("metrics")); err != nil {
+		return err
+	}
 	cfg.Logger = log
 	cl, err := client.New(cfg)
 	if err != nil {
@@ -115,6 +119,13 @@ func runClient(c *cli.Context) error {
 	if err != nil {
 		cl.Close()
 		return err
+	}
+	if addr := c.String("metrics"); addr != "" {
+		if ls.Metrics, err = client.ListenMetrics(addr); err != nil {
+			ls.Close()
+			cl.Close()
+			return err
+		}
 	}
 	return serveUntilDone(c.Context, log, func() error { return cl.Serve(context.Background(), ls) }, cl.Shutdown, nil)
 }
