@@ -9,6 +9,8 @@
 #   bench/doh.sh              # needs h2load (nghttp2-client) and unbound
 #   REQUESTS=200000 ROUNDS=5 bench/doh.sh
 #   HANDLER_ONLY=1 bench/doh.sh   # the doh package without porta's server
+#   BASELINE=main bench/doh.sh    # also porta server built from that git ref,
+#                                 # in the same rounds: before/after a change
 #
 # h2load sends its URI list in the same order on every connection, so with
 # -c 20 the "unique" names would repeat 20 times and mostly hit the cache.
@@ -56,17 +58,23 @@ upstream=$addr
 # porta: the real server once it has --upstream; until then the doh
 # package's Handler and Resolver behind a plain net/http TLS server.
 # HANDLER_ONLY=1 benches the doh package alone, without the server's routing.
-if [ -z "${HANDLER_ONLY:-}" ] && go run ./cmd/porta server --help 2>&1 | grep -q -- '--upstream'; then
-	go build -o "$tmp/porta" ./cmd/porta
+# start_porta BINARY NAME: runs porta server from BINARY and sets $addr.
+start_porta() {
+	local port
 	port=$((20000 + RANDOM % 20000))
-	"$tmp/porta" server --listen "127.0.0.1:$port" --self-signed --state-dir "$tmp/porta-state" \
-		--upstream "udp://$upstream" >"$tmp/porta.out" 2>"$tmp/porta.err" &
+	"$1" server --listen "127.0.0.1:$port" --self-signed --state-dir "$tmp/$2-state" \
+		--upstream "udp://$upstream" >"$tmp/$2.out" 2>"$tmp/$2.err" &
 	pids+=($!)
 	for _ in $(seq 200); do
 		curl -sk -o /dev/null "https://127.0.0.1:$port/" && break
 		sleep 0.05
 	done
-	porta="127.0.0.1:$port"
+	addr="127.0.0.1:$port"
+}
+if [ -z "${HANDLER_ONLY:-}" ] && go run ./cmd/porta server --help 2>&1 | grep -q -- '--upstream'; then
+	go build -o "$tmp/porta" ./cmd/porta
+	start_porta "$tmp/porta" porta
+	porta=$addr
 	porta_pid=${pids[-1]}
 	porta_what="porta server"
 else
@@ -74,6 +82,17 @@ else
 	porta=$addr
 	porta_pid=${pids[-1]}
 	porta_what="doh.Handler and doh.Resolver behind a bare net/http server (bench/dnsupstream -mode doh)"
+fi
+
+porta_targets=(porta)
+if [ -n "${BASELINE:-}" ]; then
+	mkdir -p "$tmp/base-src"
+	git archive "$BASELINE" | tar -x -C "$tmp/base-src"
+	(cd "$tmp/base-src" && go build -o "$tmp/porta-base" ./cmd/porta)
+	start_porta "$tmp/porta-base" base
+	base=$addr
+	base_pid=${pids[-1]}
+	porta_targets+=(base)
 fi
 
 start canned "$tmp/helper" -mode canned
@@ -193,10 +212,10 @@ measure() { # TARGET KIND: one run, rate kept by best, CPU added up
 }
 declare -A rates
 for round in $(seq "$ROUNDS"); do
-	for target in canned cannedco porta unbound; do
+	for target in canned cannedco "${porta_targets[@]}" unbound; do
 		measure "$target" hits
 	done
-	for target in porta unbound; do
+	for target in "${porta_targets[@]}" unbound; do
 		measure "$target" misses
 	done
 done
@@ -230,7 +249,8 @@ porta = $porta_what
 |---|---:|---:|---:|---:|
 | canned answer (net/http HTTP/2 ceiling) | $canned_hits | – | $(us canned_hits) | – |
 | canned answer, coalesced writes (porta's server's ceiling) | $cannedco_hits | – | $(us cannedco_hits) | – |
-| porta | $porta_hits | $porta_misses | $(us porta_hits) | $(us porta_misses) |
+| porta | $porta_hits | $porta_misses | $(us porta_hits) | $(us porta_misses) |$(
+	[ -n "${BASELINE:-}" ] && printf '\n| porta at %s (baseline) | %s | %s | %s | %s |' "$BASELINE" "$base_hits" "$base_misses" "$(us base_hits)" "$(us base_misses)")
 | unbound $(unbound -V | awk 'NR==1{print $2}') | $unbound_hits | $unbound_misses | $(us unbound_hits) | $(us unbound_misses) |
 
 dnsperf -m doh, -c $CLIENTS, 5 s, the same 100 names (hits):
@@ -242,3 +262,6 @@ $dnsperf_table
 porta hits / ceiling: $(ratio "$porta_hits" "$canned_hits") (target ≥ 0.95); / coalesced ceiling: $(ratio "$porta_hits" "$cannedco_hits"); median of rounds' ratios: $(rratio porta_hits canned_hits), $(rratio porta_hits cannedco_hits)
 porta misses / unbound misses: $(ratio "$porta_misses" "$unbound_misses") (target ≥ 1.00); median of rounds' ratios: $(rratio porta_misses unbound_misses)
 TABLE
+if [ -n "${BASELINE:-}" ]; then
+	echo "porta / baseline $BASELINE: hits $(ratio "$porta_hits" "$base_hits"), misses $(ratio "$porta_misses" "$base_misses"); median of rounds' ratios: hits $(rratio porta_hits base_hits), misses $(rratio porta_misses base_misses)"
+fi
