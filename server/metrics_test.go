@@ -217,3 +217,27 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestMetricsListener: a host-less --metrics listens on loopback, and
+// never on the port the server serves the public on.
+func TestMetricsListener(t *testing.T) {
+	ls, err := server.Listen("127.0.0.1:0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	if ln, err := server.ListenMetrics(":"+portOf(ls.TCP.Addr().String()), ls.TCP); err == nil {
+		ln.Close()
+		t.Error("metrics on the public port")
+	} else if !strings.HasPrefix(err.Error(), "--metrics: ") {
+		t.Errorf("error %q does not name the flag", err)
+	}
+	ln, err := server.ListenMetrics(":0", ls.TCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if a := ln.Addr().(*net.TCPAddr); !a.IP.IsLoopback() {
+		t.Errorf("host-less --metrics listens on %v", a)
+	}
+}
