@@ -13,9 +13,10 @@ import (
 
 // zapToSlog is a zap logger that writes to h: certmagic logs with zap,
 // porta with slog. Levels map to slog's (DPanic and above are errors),
-// fields become attributes, and a logger's name its "logger" attribute.
+// fields become attributes, and a logger's name (under "acme") its
+// "logger" attribute.
 func zapToSlog(h slog.Handler) *zap.Logger {
-	return zap.New(&slogCore{h: h})
+	return zap.New(&slogCore{h: h}).Named("acme")
 }
 
 type slogCore struct {
