@@ -155,8 +155,8 @@ func hostPort(addr net.Addr) (string, int) {
 	return "", 0
 }
 
-// handles reports whether hello is for one of the ACME names, or is an
-// ACME server's TLS-ALPN-01 challenge.
+// handles reports whether hello is for one of the ACME names; an ACME
+// server's TLS-ALPN-01 challenge is too (RFC 8737: its SNI is the name).
 func (a *acmeCerts) handles(hello *tls.ClientHelloInfo) bool {
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	return name != "" && slices.Contains(a.names, name)
