@@ -23,6 +23,10 @@ type Handler struct {
 	Resolver Exchanger
 	// Logger receives request errors, never query content. nil discards.
 	Logger *slog.Logger
+	// Own, if set, answers queries for the names it owns itself, ahead of
+	// the Resolver: porta's server answers HTTPS queries for its own
+	// names this way.
+	Own OwnRecords
 
 	scratch sync.Pool // of *scratch
 
@@ -108,6 +112,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) answer(ctx context.Context, s *scratch, q *query) ([]byte, uint32, error) {
+	if rrs, ok := h.own(s.in, q); ok {
+		return exchangeWire(ctx, ownAnswer(rrs), s.out[:0], s.in, q)
+	}
 	if res, ok := h.Resolver.(*Resolver); ok {
 		return res.answer(ctx, s.out[:0], s.in, q)
 	}
