@@ -23,18 +23,22 @@ const (
 
 // watch runs maintain every maintainEvery until the returned stop is
 // called; stop returns once the goroutine has ended.
-func (c *certSource) watch() (stop func()) {
+func (c *certSource) watch() (stop func()) { return every(maintainEvery, c.maintain) }
+
+// every runs f with the time every d on a goroutine of its own until the
+// returned stop is called; stop returns once that goroutine has ended.
+func every(d time.Duration, f func(now time.Time)) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		tick := time.NewTicker(maintainEvery)
+		tick := time.NewTicker(d)
 		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				return
-			case <-tick.C:
-				c.maintain(time.Now())
+			case now := <-tick.C:
+				f(now)
 			}
 		}
 	})
@@ -96,7 +100,7 @@ func (c *certSource) renew(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	renewed, err := selfsigned.Renew(certPEM, keyPEM, now)
+	renewed, err := selfsigned.Renew(certPEM, keyPEM, now, c.echName)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ type certSource struct {
 	log               *slog.Logger
 	current           atomic.Pointer[tls.Certificate]
 	names             *sniWarnings // nil for a self-signed certificate: clients pin its key
+	echName           string       // the ECH public name, which the certificate must cover too; "": none
 	warnedAt          atomic.Int64 // unix nanoseconds of the last expiry warning from maintain
 	acme              *acmeCerts   // nil without Config.ACME; with it, current may be nil
 }
@@ -59,6 +61,9 @@ func (c *certSource) reload() error {
 	pair, err := selfsigned.Pair(certPEM, keyPEM)
 	if err != nil {
 		return fmt.Errorf("--cert %s / --key %s: %w", c.certFile, c.keyFile, err)
+	}
+	if !c.selfSigned && !covers(pair.Leaf, c.echName) { // a self-signed one is renewed to cover it
+		return &ConfigError{Field: "ECHPublicName", Err: fmt.Errorf("the certificate in %s does not cover %q", c.certFile, c.echName)}
 	}
 	c.current.Store(&pair)
 	if !c.selfSigned { // one that is due is renewed instead
@@ -102,6 +107,7 @@ func newFileCertSource(cfg *Config, stateDir string, log *slog.Logger, acme bool
 			keyFile:    filepath.Join(stateDir, "self-signed.key"),
 			selfSigned: true,
 			log:        log,
+			echName:    cfg.ECHPublicName,
 		}
 		if err := ensureSelfSigned(c.certFile, c.keyFile); err != nil {
 			return nil, fmt.Errorf("--self-signed: %w", err)
@@ -109,9 +115,10 @@ func newFileCertSource(cfg *Config, stateDir string, log *slog.Logger, acme bool
 		if err := c.reload(); err != nil {
 			return nil, err
 		}
-		// A certificate kept from before may be due, or made for longer
-		// than selfsigned.Validity (porta once made them for ten years).
-		if renewDue(c.current.Load().Leaf, time.Now()) {
+		// A certificate kept from before may be due, made for longer than
+		// selfsigned.Validity (porta once made them for ten years), or
+		// made before ECH was turned on: renewing adds the public name.
+		if leaf := c.current.Load().Leaf; renewDue(leaf, time.Now()) || !covers(leaf, c.echName) {
 			if err := c.renew(time.Now()); err != nil {
 				return nil, fmt.Errorf("--self-signed: %w", err)
 			}
@@ -126,7 +133,7 @@ func newFileCertSource(cfg *Config, stateDir string, log *slog.Logger, acme bool
 	case cfg.KeyFile == "":
 		return nil, errors.New("--cert: needs --key too")
 	}
-	c := &certSource{certFile: cfg.CertFile, keyFile: cfg.KeyFile, log: log}
+	c := &certSource{certFile: cfg.CertFile, keyFile: cfg.KeyFile, log: log, echName: cfg.ECHPublicName}
 	c.names = &sniWarnings{log: log, certFile: cfg.CertFile}
 	return c, c.reload()
 }
@@ -154,4 +161,10 @@ func ensureSelfSigned(certFile, keyFile string) error {
 		return err
 	}
 	return os.WriteFile(certFile, certPEM, 0o644)
+}
+
+// covers reports whether leaf is valid for name; every certificate covers
+// the name "".
+func covers(leaf *x509.Certificate, name string) bool {
+	return name == "" || leaf.VerifyHostname(name) == nil
 }

@@ -38,6 +38,17 @@ type Config struct {
 	// StateDir keeps certificates and keys. "": DefaultStateDir().
 	StateDir string
 
+	// ECHPublicName turns on Encrypted Client Hello: it is the name that
+	// ECH clients put in their outer ClientHello, in the clear, while the
+	// real one travels encrypted. The certificate must cover it too (a
+	// self-signed one is made to). The X25519 key is made once and kept in
+	// StateDir. "": no ECH.
+	ECHPublicName string
+	// ECHRotate is how often the ECH key is replaced while the server
+	// runs; the replaced one is still accepted until the next rotation.
+	// An hour at least. 0: 24 hours. Negative: never.
+	ECHRotate time.Duration
+
 	// The website: SiteDir (static files) or SiteProxy (the URL of a local
 	// backend). Neither: a small built-in homepage.
 	SiteDir   string

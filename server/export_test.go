@@ -19,3 +19,17 @@ func (s *Server) MaintainCertificates(now time.Time) { s.certs.maintain(now) }
 // SetACMERenewCheck makes a server made from cfg look for ACME
 // certificates to renew every d instead of every 10 minutes.
 func SetACMERenewCheck(cfg *Config, d time.Duration) { cfg.acmeRenewCheck = d }
+
+// MaintainECH does at now what a serving server does every hour: rotate
+// the ECH key that is due.
+func (s *Server) MaintainECH(now time.Time) { s.ech.maintain(now) }
+
+// ObserveRequests has f see every request before the server handles it,
+// for tests that look at r.TLS; call it before Serve.
+func (s *Server) ObserveRequests(f func(*http.Request)) {
+	next := s.handler
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f(r)
+		next.ServeHTTP(w, r)
+	})
+}

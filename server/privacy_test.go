@@ -127,7 +127,15 @@ func askDoH(t *testing.T, c *http.Client, r *running, method, name string) int {
 	t.Helper()
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	return exchangeDoH(t, c, r, method, q).Rcode
+}
+
+// exchangeDoH sends q to r's DoH with ID 0, by GET or POST, and returns
+// the answer.
+func exchangeDoH(t *testing.T, c *http.Client, r *running, method string, q *dns.Msg) *dns.Msg {
+	t.Helper()
 	q.Id = 0
+	name := q.Question[0].Name
 	wire, err := q.Pack()
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +152,7 @@ func askDoH(t *testing.T, c *http.Client, r *running, method, name string) int {
 	if resp.StatusCode != http.StatusOK || a.Unpack(body) != nil {
 		t.Fatalf("%s %s: %s %q", method, name, resp.Status, body)
 	}
-	return a.Rcode
+	return a
 }
 
 // tunnelGet sends a GET through d to target and returns the body, or ""

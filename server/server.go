@@ -34,6 +34,8 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	certs     *certSource
+	ech       *echKeys    // nil: no ECH
+	own       *ownRecords // the HTTPS records of its own names; nil without ECH
 	resolver  *doh.Resolver
 	users     *tunnel.Users   // nil: no tunnel
 	tunnel    *tunnel.Handler // nil: no tunnel
@@ -65,6 +67,7 @@ func New(cfg Config) (_ *Server, err error) {
 	if stateDir == "" {
 		stateDir = DefaultStateDir()
 	}
+	cfg.ECHPublicName = strings.ToLower(cfg.ECHPublicName)
 	certs, err := newCertSource(&cfg, stateDir, log)
 	if err != nil {
 		return nil, err
@@ -74,6 +77,10 @@ func New(cfg Config) (_ *Server, err error) {
 			certs.close() // what ACME started
 		}
 	}()
+	echKeys, err := newECHKeys(&cfg, stateDir, log)
+	if err != nil {
+		return nil, err
+	}
 	site, err := newSite(&cfg, log)
 	if err != nil {
 		return nil, err
@@ -85,12 +92,14 @@ func New(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("--upstream: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, certs: certs, resolver: resolver}
+	s := &Server{cfg: cfg, log: log, certs: certs, ech: echKeys, resolver: resolver}
 	if s.proxyFrom, err = proxyFrom(&cfg); err != nil {
 		resolver.Close()
 		return nil, err
 	}
 	router, probe := s.routers(site)
+	s.doh.Own = s.ownRecords()
+	s.probeDoH.Own = s.doh.Own
 	s.handler = router
 	if len(cfg.Users) > 0 || cfg.UsersFile != "" {
 		if s.users, err = tunnel.NewUsers(tunnel.UsersConfig{Users: cfg.Users, File: cfg.UsersFile}); err != nil {
@@ -271,6 +280,8 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	if s.certs.acme != nil {
 		s.certs.acme.start(l.TCP.Addr(), httpAddr(l))
 	}
+	stopECH := s.serveECH(https, h3, l.TCP.Addr())
+	defer stopECH()
 
 	s.log.Info("serving", "addr", l.TCP.Addr().String(), "http3", h3 != nil, "http-redirect", redirect != nil)
 

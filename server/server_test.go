@@ -66,6 +66,12 @@ func start(t *testing.T, cfg server.Config, withHTTP bool) *running {
 		httpAddr = "127.0.0.1:0"
 	}
 	srv, ls, cert := prepare(t, cfg, httpAddr)
+	return serve(t, srv, ls, cert)
+}
+
+// serve runs srv on ls until the test ends.
+func serve(t *testing.T, srv *server.Server, ls server.Listeners, cert *testenv.Cert) *running {
+	t.Helper()
 	t.Cleanup(func() { srv.Close() })
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), ls) }()

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"slices"
 	"time"
 )
 
@@ -69,9 +70,9 @@ func Issue(key crypto.Signer, now time.Time, hosts ...string) (certPEM, keyPEM [
 }
 
 // Renew issues the certificate in certPEM again for the same key and
-// names, valid from an hour before now for Validity. The key, and so the
-// pin, stay the same.
-func Renew(certPEM, keyPEM []byte, now time.Time) ([]byte, error) {
+// names, and the DNS names in add it does not have yet ("" is none), valid from an
+// hour before now for Validity. The key, and so the pin, stay the same.
+func Renew(certPEM, keyPEM []byte, now time.Time, add ...string) ([]byte, error) {
 	pair, err := Pair(certPEM, keyPEM)
 	if err != nil {
 		return nil, err
@@ -81,7 +82,13 @@ func Renew(certPEM, keyPEM []byte, now time.Time) ([]byte, error) {
 		return nil, errors.New("renew: the key cannot sign")
 	}
 	old := pair.Leaf
-	return issue(key, now, pkix.Name{CommonName: old.Subject.CommonName}, old.DNSNames, old.IPAddresses)
+	names := slices.Clone(old.DNSNames)
+	for _, n := range add {
+		if n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return issue(key, now, pkix.Name{CommonName: old.Subject.CommonName}, names, old.IPAddresses)
 }
 
 func issue(key crypto.Signer, now time.Time, subject pkix.Name, dns []string, ips []net.IP) ([]byte, error) {

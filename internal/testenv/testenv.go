@@ -46,11 +46,7 @@ type Cert struct {
 // selfsigned.Validity, whose files live in t.TempDir().
 func NewCert(t testing.TB) *Cert {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return NewCertAt(t, key, time.Now())
+	return NewCertFor(t, "localhost", "127.0.0.1", "::1")
 }
 
 // NewCertAt makes a Cert for key (an *ecdsa.PrivateKey or
@@ -58,7 +54,23 @@ func NewCert(t testing.TB) *Cert {
 // selfsigned.Validity, whose files live in t.TempDir().
 func NewCertAt(t testing.TB, key crypto.Signer, now time.Time) *Cert {
 	t.Helper()
-	certPEM, keyPEM, err := selfsigned.Issue(key, now, "localhost", "127.0.0.1", "::1")
+	return newCert(t, key, now, "localhost", "127.0.0.1", "::1")
+}
+
+// NewCertFor makes a fresh Cert as NewCert does, for hosts (names or IP
+// addresses) instead.
+func NewCertFor(t testing.TB, hosts ...string) *Cert {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newCert(t, key, time.Now(), hosts...)
+}
+
+func newCert(t testing.TB, key crypto.Signer, now time.Time, hosts ...string) *Cert {
+	t.Helper()
+	certPEM, keyPEM, err := selfsigned.Issue(key, now, hosts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,20 +11,32 @@ import (
 )
 
 // Upstream is an authoritative DNS server on 127.0.0.1 (UDP and TCP, one
-// port) for the names it is given: A and AAAA from their addresses,
-// NXDOMAIN for any other name. It stands in for the resolver a server
-// forwards to, so that no test asks anything beyond loopback.
+// port) for the names it is given: A and AAAA from their addresses, the
+// records added with Add, NXDOMAIN for any other name. It stands in for
+// the resolver a server forwards to, so that no test asks anything beyond
+// loopback.
 type Upstream struct {
 	Addr    string // host:port
 	Queries atomic.Int64
 	names   map[string][]netip.Addr
+
+	mu    sync.Mutex
+	added map[string][]dns.RR // by canonical name
+}
+
+// Add makes u answer queries for rr's name and type with rr too.
+func (u *Upstream) Add(rr dns.RR) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	name := dns.CanonicalName(rr.Header().Name)
+	u.added[name] = append(u.added[name], rr)
 }
 
 // NewUpstream starts an Upstream for names (FQDN or not → addresses); it
 // stops when the test ends.
 func NewUpstream(t testing.TB, names map[string][]string) *Upstream {
 	t.Helper()
-	u := &Upstream{names: map[string][]netip.Addr{}}
+	u := &Upstream{names: map[string][]netip.Addr{}, added: map[string][]dns.RR{}}
 	for name, addrs := range names {
 		for _, a := range addrs {
 			u.names[dns.CanonicalName(name)] = append(u.names[dns.CanonicalName(name)], netip.MustParseAddr(a))
@@ -66,7 +78,15 @@ func (u *Upstream) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	}
 	question := q.Question[0]
 	addrs, ok := u.names[dns.CanonicalName(question.Name)]
-	if !ok {
+	u.mu.Lock()
+	added := u.added[dns.CanonicalName(question.Name)]
+	u.mu.Unlock()
+	for _, rr := range added {
+		if rr.Header().Rrtype == question.Qtype {
+			m.Answer = append(m.Answer, dns.Copy(rr))
+		}
+	}
+	if !ok && len(added) == 0 {
 		m.SetRcode(q, dns.RcodeNameError)
 		m.Ns = []dns.RR{&dns.SOA{
 			Hdr: dns.RR_Header{Name: "test.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 60},
