@@ -10,10 +10,16 @@ import (
 // connect to a server.
 const rememberFailure = 5 * time.Minute
 
-// connectServer connects to si with the configured transport.
+// connectServer connects to si with the configured transport, and ECH if
+// the Dialer has it.
 func (d *Dialer) connectServer(si *serverInfo) (session, error) {
 	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.ConnectTimeout)
 	defer cancel()
+	return d.connectECH(ctx, si, d.connectTransport)
+}
+
+// connectTransport makes one connect to si with the configured transport.
+func (d *Dialer) connectTransport(ctx context.Context, si *serverInfo) (session, error) {
 	switch d.cfg.Transport {
 	case "h2":
 		return asSession(d.connectH2(ctx, si))
@@ -91,6 +97,9 @@ func (d *Dialer) connectAuto(ctx context.Context, si *serverInfo) (session, erro
 			pending--
 			if r.err != nil {
 				errs = append(errs, r.err)
+				if tlsVerdict(r.err) {
+					continue // the transport works: connectECH may try again
+				}
 				d.mu.Lock()
 				if r.h3 {
 					si.h3Failed = time.Now()

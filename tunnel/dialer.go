@@ -37,6 +37,7 @@ type Dialer struct {
 	wg         sync.WaitGroup // connects and conns in flight
 
 	connectFailures atomic.Uint64 // Stats
+	echAccepted     atomic.Bool   // the last connection made negotiated ECH
 }
 
 type serverInfo struct {
@@ -49,6 +50,7 @@ type serverInfo struct {
 	notBefore time.Time // backoff
 	h2Failed  time.Time // auto: when HTTP/2 last failed
 	h3Failed  time.Time
+	ech       echServer // guarded by Dialer.mu
 }
 
 // DialContext returns a connection to address ("host:port") through the

@@ -32,6 +32,10 @@ type DialerConfig struct {
 	Pin string
 	// Insecure skips verifying the server (testing only).
 	Insecure bool
+	// ECH, if set, makes the connections to the servers use Encrypted
+	// Client Hello. Nil: plain ClientHellos, the servers' names in the
+	// clear.
+	ECH *ECH
 	// Transport is "auto" (or ""), "h2" or "h3". Auto races both at
 	// connect and keeps HTTP/2 unless it fails or is much slower to
 	// connect than HTTP/3, and skips a transport that failed recently.

@@ -102,12 +102,17 @@ type serverOpts struct {
 	wrapUDP   func(net.PacketConn) net.PacketConn
 	configure func(*http.Server)
 	quic      func(*quic.Config)
+	cert      *testenv.Cert                 // nil: testenv.NewCert
+	ech       []tls.EncryptedClientHelloKey // nil: no ECH, but in the probe variants (probeECH)
 }
 
 func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testServer {
 	t.Helper()
 	wrapTCP, wrapUDP := o.wrapTCP, o.wrapUDP
-	cert := testenv.NewCert(t)
+	cert := o.cert
+	if cert == nil {
+		cert = testenv.NewCert(t)
+	}
 	tcp, udp, err := sameport.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +125,7 @@ func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testSe
 	}
 	ts := &testServer{addr: tcp.Addr().String(), cert: cert, tcp: tcp, udp: udp}
 	ts.h, _ = handler.(*Handler)
-	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, NextProtos: []string{"h2", "http/1.1"}}
+	tlsConf := o.withECH(t, &tls.Config{Certificates: []tls.Certificate{cert.TLS}, NextProtos: []string{"h2", "http/1.1"}})
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true)
@@ -145,7 +150,7 @@ func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testSe
 	}
 	h3s := &http3.Server{
 		Handler:    handler,
-		TLSConfig:  http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert.TLS}}),
+		TLSConfig:  http3.ConfigureTLSConfig(o.withECH(t, &tls.Config{Certificates: []tls.Certificate{cert.TLS}})),
 		QUICConfig: quicConf,
 	}
 	var wg sync.WaitGroup

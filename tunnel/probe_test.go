@@ -47,7 +47,7 @@ var dateLine = regexp.MustCompile(`(?m)^Date: .*\r\n`)
 // rawH1 sends raw bytes over a new TLS connection and returns everything
 // the server answers until it closes or goes quiet.
 func rawH1(t *testing.T, ts *testServer, raw string) string {
-	tc, err := tls.Dial("tcp", ts.addr, ts.cert.ClientTLS("http/1.1"))
+	tc, err := tls.Dial("tcp", ts.addr, probeTLS(t, ts, "http/1.1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func roundTripper(t *testing.T, ts *testServer, mode string) func(*http.Request)
 		return func(req *http.Request) (*http.Response, error) {
 			var protos http.Protocols
 			protos.SetHTTP2(true)
-			tr := &http.Transport{TLSClientConfig: ts.cert.ClientTLS("h2"), Protocols: &protos}
+			tr := &http.Transport{TLSClientConfig: probeTLS(t, ts, "h2"), Protocols: &protos}
 			cc, err := tr.NewClientConn(req.Context(), "https", ts.addr)
 			if err != nil {
 				t.Fatal(err)
@@ -184,7 +184,7 @@ func roundTripper(t *testing.T, ts *testServer, mode string) func(*http.Request)
 		}
 	default:
 		return func(req *http.Request) (*http.Response, error) {
-			tr := &http3.Transport{TLSClientConfig: ts.cert.ClientTLS(http3.NextProtoH3)}
+			tr := &http3.Transport{TLSClientConfig: probeTLS(t, ts, http3.NextProtoH3)}
 			t.Cleanup(func() { tr.Close() })
 			return tr.RoundTrip(req)
 		}

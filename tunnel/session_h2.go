@@ -29,7 +29,7 @@ func (d *Dialer) connectH2(ctx context.Context, si *serverInfo) (*h2Session, err
 	if err != nil {
 		return nil, fmt.Errorf("h2: %w", err)
 	}
-	tlsConf := si.tls.Clone()
+	tlsConf := tlsConfig(ctx, si)
 	tlsConf.NextProtos = []string{"h2"}
 	tc := tls.Client(raw, tlsConf)
 	if err := tc.HandshakeContext(ctx); err != nil {

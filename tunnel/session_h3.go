@@ -23,7 +23,7 @@ type h3Session struct {
 }
 
 func (d *Dialer) connectH3(ctx context.Context, si *serverInfo) (*h3Session, error) {
-	tlsConf := si.tls.Clone()
+	tlsConf := tlsConfig(ctx, si)
 	tlsConf.NextProtos = []string{http3.NextProtoH3}
 	addr, err := d.serverAddr(ctx, si)
 	if err != nil {
