@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -23,6 +24,7 @@ import (
 type bootstrap struct {
 	hosts    map[string]bool // the servers' names, as canonical FQDNs
 	resolver *net.Resolver
+	targets  []string // the resolvers' ip:port; none: the system's
 
 	mu       sync.Mutex
 	known    map[string][]netip.Addr // last good addresses per host
@@ -44,7 +46,6 @@ func newBootstrap(servers []string, addrs []string) (*bootstrap, error) {
 		b.resolver = net.DefaultResolver
 		return b, nil
 	}
-	var targets []string
 	for _, a := range addrs {
 		if ip, err := netip.ParseAddr(a); err == nil {
 			a = netip.AddrPortFrom(ip, 53).String()
@@ -53,17 +54,42 @@ func newBootstrap(servers []string, addrs []string) (*bootstrap, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--bootstrap %q: want IP or IP:port", a)
 		}
-		targets = append(targets, ap.String())
+		b.targets = append(b.targets, ap.String())
 	}
 	var next atomic.Uint32
 	b.resolver = &net.Resolver{
 		PreferGo: true,
 		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			target := targets[int(next.Add(1))%len(targets)]
-			return (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, target)
+			target := b.targets[int(next.Add(1))%len(b.targets)]
+			return (&net.Dialer{Timeout: bootstrapTimeout}).DialContext(ctx, network, target)
 		},
 	}
 	return b, nil
+}
+
+// bootstrapTimeout bounds dialing one bootstrap resolver, and one query
+// to it.
+const bootstrapTimeout = 2 * time.Second
+
+// servers are the bootstrap resolvers' ip:port: those given, or the
+// nameservers in /etc/resolv.conf, read each time since they change as
+// the laptop moves between networks.
+func (b *bootstrap) servers() ([]string, error) {
+	if len(b.targets) > 0 {
+		return b.targets, nil
+	}
+	cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range cc.Servers {
+		out = append(out, net.JoinHostPort(s, cc.Port))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no nameserver in /etc/resolv.conf")
+	}
+	return out, nil
 }
 
 // LookupNetIP resolves a server's name for the tunnel. When the resolvers
@@ -94,6 +120,9 @@ func (b *bootstrap) LookupNetIP(ctx context.Context, network, host string) ([]ne
 func (b *bootstrap) answer(ctx context.Context, q *dns.Msg) *dns.Msg {
 	question := q.Question[0]
 	host := dns.CanonicalName(question.Name)
+	if question.Qtype == dns.TypeHTTPS {
+		return b.answerHTTPS(q, host)
+	}
 	if !b.hosts[host] || (question.Qtype != dns.TypeA && question.Qtype != dns.TypeAAAA) {
 		return nil
 	}

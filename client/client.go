@@ -58,7 +58,12 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	echConf, err := newECH(&cfg, boot)
+	if err != nil {
+		return nil, err
+	}
 	dialer, err := tunnel.NewDialer(tunnel.DialerConfig{
+		ECH:       echConf,
 		Resolver:  boot,
 		Servers:   cfg.Servers,
 		RootCAs:   cfg.RootCAs,

@@ -24,6 +24,16 @@ type Config struct {
 	// Bootstrap are the resolvers (IP or IP:port) that resolve the
 	// servers' own names, which the tunnel cannot. None: the system's.
 	Bootstrap []string
+	// ECH is how the connections to the servers use Encrypted Client
+	// Hello, which keeps the server's name out of the clear: "auto" (or
+	// ""), with the config list of the server's HTTPS record, looked up
+	// through Bootstrap (none: no ECH); "off"; or an ECHConfigList in
+	// base64, for every server. A server that rejects a config gets one
+	// more try with the configs it sends back.
+	ECH string
+	// ECHFallback lets a connection go without ECH when the server rejects
+	// it even so; by default the connect fails. Either way it is logged.
+	ECHFallback bool
 
 	// Records answer locally, without going out.
 	Records Records

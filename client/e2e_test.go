@@ -57,18 +57,20 @@ type stack struct {
 	socksAddr  string
 	httpAddr   string
 	metrics    string // the client's --metrics
+
+	serverConfig server.Config // what the server runs with besides the fields startServer sets
 }
 
 // startServer runs a server with user alice on addr (127.0.0.1:0 for any
 // port).
 func (s *stack) startServer(addr string) {
 	t := s.t
-	srv, err := server.New(server.Config{
-		CertFile: s.cert.CertFile, KeyFile: s.cert.KeyFile,
-		Upstreams:    []string{s.upstream.URL()},
-		Users:        []string{"alice:alice-token"},
-		AllowPrivate: true,
-	})
+	cfg := s.serverConfig
+	cfg.CertFile, cfg.KeyFile = s.cert.CertFile, s.cert.KeyFile
+	cfg.Upstreams = []string{s.upstream.URL()}
+	cfg.Users = []string{"alice:alice-token"}
+	cfg.AllowPrivate = true
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +109,15 @@ func newStack(t *testing.T, transport string, records ...string) *stack {
 // change (its listeners are open by then).
 func newStackWith(t *testing.T, configure func(*stack, *client.Config)) *stack {
 	t.Helper()
-	s := &stack{t: t, cert: testenv.NewCert(t), upstream: testenv.NewUpstream(t, upstreamNames())}
+	return startStack(&stack{t: t, cert: testenv.NewCert(t)}, configure)
+}
+
+// startStack starts s, whose t and cert are set (and its serverConfig if
+// need be), as newStackWith does.
+func startStack(s *stack, configure func(*stack, *client.Config)) *stack {
+	t := s.t
+	t.Helper()
+	s.upstream = testenv.NewUpstream(t, upstreamNames())
 	s.startServer("127.0.0.1:0")
 	t.Cleanup(s.stopServer)
 
@@ -332,7 +342,8 @@ func TestServerNameIsBootstrapped(t *testing.T) {
 
 // TestBootstrapLoopIsBroken: when the resolver the client would ask for the
 // server's name is the client itself, queries still end quickly (SERVFAIL)
-// instead of chasing each other.
+// instead of chasing each other: its addresses, and its HTTPS record,
+// which --ech auto looks up first.
 func TestBootstrapLoopIsBroken(t *testing.T) {
 	s := newStackWith(t, func(s *stack, cfg *client.Config) { byName(s, cfg, s.dnsAddr) })
 	for _, name := range []string{"www.example.test", serverName} {
