@@ -109,7 +109,7 @@ func newFileCertSource(cfg *Config, stateDir string, log *slog.Logger, acme bool
 			log:        log,
 			echName:    cfg.ECHPublicName,
 		}
-		if err := ensureSelfSigned(c.certFile, c.keyFile); err != nil {
+		if err := ensureSelfSigned(c.certFile, c.keyFile, c.echName); err != nil {
 			return nil, fmt.Errorf("--self-signed: %w", err)
 		}
 		if err := c.reload(); err != nil {
@@ -139,8 +139,9 @@ func newFileCertSource(cfg *Config, stateDir string, log *slog.Logger, acme bool
 }
 
 // ensureSelfSigned makes the self-signed pair unless both files exist, so
-// that its pin stays the same from one start to the next.
-func ensureSelfSigned(certFile, keyFile string) error {
+// that its pin stays the same from one start to the next; it covers
+// echName too unless that is "".
+func ensureSelfSigned(certFile, keyFile, echName string) error {
 	_, errCert := os.Stat(certFile)
 	_, errKey := os.Stat(keyFile)
 	if errCert == nil && errKey == nil {
@@ -152,6 +153,9 @@ func ensureSelfSigned(certFile, keyFile string) error {
 	hosts := []string{"localhost", "127.0.0.1", "::1"}
 	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
 		hosts = append([]string{h}, hosts...)
+	}
+	if echName != "" {
+		hosts = append(hosts, echName)
 	}
 	certPEM, keyPEM, err := selfsigned.Generate(hosts...)
 	if err != nil {

@@ -61,11 +61,8 @@ func newECHKeys(cfg *Config, stateDir string, log *slog.Logger) (*echKeys, error
 		return nil, nil
 	}
 	rotate := cfg.ECHRotate
-	switch {
-	case rotate == 0:
+	if rotate == 0 {
 		rotate = defaultECHRotate
-	case rotate > 0 && rotate < maintainEvery:
-		return nil, &ConfigError{Field: "ECHRotate", Err: fmt.Errorf("%v is under %v, how often the server looks", rotate, maintainEvery)}
 	}
 	e := &echKeys{file: filepath.Join(stateDir, echKeysFile), publicName: cfg.ECHPublicName, rotate: rotate, log: log}
 	ring, err := loadECHRing(e.file, cfg.ECHPublicName, time.Now())
@@ -80,8 +77,8 @@ func newECHKeys(cfg *Config, stateDir string, log *slog.Logger) (*echKeys, error
 // loadECHRing reads the ring in file, or makes one and writes it there if
 // the file does not exist yet.
 func loadECHRing(file, publicName string, now time.Time) (ech.Ring, error) {
-	if !ech.ValidPublicName(publicName) {
-		return ech.Ring{}, &ConfigError{Field: "ECHPublicName", Err: fmt.Errorf("%q is not a DNS name of two labels or more", publicName)}
+	if err := checkPublicName(publicName); err != nil {
+		return ech.Ring{}, err
 	}
 	data, err := os.ReadFile(file)
 	if err == nil {
@@ -102,6 +99,27 @@ func loadECHRing(file, publicName string, now time.Time) (ech.Ring, error) {
 		return ech.Ring{}, echFileError(file, err)
 	}
 	return ring, nil
+}
+
+// checkECH checks cfg's ECH fields, putting the public name in lower
+// case.
+func checkECH(cfg *Config) error {
+	if cfg.ECHPublicName == "" {
+		return nil
+	}
+	cfg.ECHPublicName = strings.ToLower(cfg.ECHPublicName)
+	if r := cfg.ECHRotate; r > 0 && r < maintainEvery {
+		return &ConfigError{Field: "ECHRotate", Err: fmt.Errorf("%v is under %v, how often the server looks", r, maintainEvery)}
+	}
+	return checkPublicName(cfg.ECHPublicName)
+}
+
+// checkPublicName refuses a public name that clients would not take.
+func checkPublicName(name string) error {
+	if !ech.ValidPublicName(name) {
+		return &ConfigError{Field: "ECHPublicName", Err: fmt.Errorf("%q is not a DNS name of two labels or more", name)}
+	}
+	return nil
 }
 
 func echFileError(file string, err error) error {

@@ -67,7 +67,9 @@ func New(cfg Config) (_ *Server, err error) {
 	if stateDir == "" {
 		stateDir = DefaultStateDir()
 	}
-	cfg.ECHPublicName = strings.ToLower(cfg.ECHPublicName)
+	if err := checkECH(&cfg); err != nil {
+		return nil, err // before the certificate is made to cover the name
+	}
 	certs, err := newCertSource(&cfg, stateDir, log)
 	if err != nil {
 		return nil, err
