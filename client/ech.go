@@ -38,7 +38,7 @@ func newECH(cfg *Config, boot *bootstrap) (*tunnel.ECH, error) {
 		return nil, &ConfigError{Field: "ECH", Err: errors.New("want auto, off, or an ECHConfigList in base64 (porta ech-config prints it)")}
 	}
 	if err := ech.CheckList(list); err != nil {
-		return nil, &ConfigError{Field: "ECH", Err: err}
+		return nil, &ConfigError{Field: "ECH", Err: fmt.Errorf("want auto, off, or an ECHConfigList in base64 (porta ech-config prints it): %w", err)}
 	}
 	e.ConfigList = func(context.Context, string, string) ([]byte, error) { return list, nil }
 	return e, nil

@@ -31,6 +31,8 @@ func clientCommand() *cli.Command {
 			&cli.BoolFlag{Name: "insecure", Usage: "do not check the server's certificate at all (testing only)"},
 			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "`auto`, h3 or h2"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "resolver `IP[:PORT]` for the server's own name (repeatable; default: the system's)"},
+			&cli.StringFlag{Name: "ech", Value: "auto", Usage: "Encrypted Client Hello: auto (the server's HTTPS record, through --bootstrap), off, or a `CONFIG` list in base64 (porta ech-config)"},
+			&cli.BoolFlag{Name: "ech-fallback", Usage: "connect without ECH, the server's name in the clear, when the server rejects it (logged)"},
 			&cli.StringSliceFlag{Name: "record", Usage: "a local DNS record `NAME=IP` (repeatable)"},
 			&cli.StringSliceFlag{Name: "socks-user", Usage: "require SOCKS5 username/password `NAME:PASSWORD` (repeatable)"},
 			metricsFlag,
@@ -49,6 +51,9 @@ func clientConfig(c *cli.Context) (client.Config, error) {
 		Transport:  c.String("transport"),
 		NoFastOpen: c.Bool("no-fast-open"),
 		Bootstrap:  c.StringSlice("bootstrap"),
+
+		ECH:         c.String("ech"),
+		ECHFallback: c.Bool("ech-fallback"),
 	}
 	trust := 0
 	for _, set := range []bool{c.String("ca") != "", cfg.Pin != "", cfg.Insecure} {
@@ -113,7 +118,7 @@ func runClient(c *cli.Context) error {
 	cfg.Logger = log
 	cl, err := client.New(cfg)
 	if err != nil {
-		return usageError{err}
+		return usageError{flagError(err)}
 	}
 	ls, err := client.Listen(c.String("dns"), c.String("socks"), c.String("http-proxy"))
 	if err != nil {

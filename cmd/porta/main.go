@@ -62,6 +62,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {}, // run decides the exit status
 		Commands: []*cli.Command{
 			serverCommand(),
+			echConfigCommand(),
 			tokenCommand(),
 			clientCommand(),
 			demoCommand(),

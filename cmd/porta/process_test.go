@@ -21,8 +21,9 @@ import (
 	"github.com/porta443/porta/internal/testenv"
 )
 
-// servingRE finds the address in porta's "serving" log line, text or JSON.
-var servingRE = regexp.MustCompile(`serving"?[ ,]"?addr"?[=:]"?([^"\s]+)`)
+// servingRE finds the address in porta's "serving" log line, text or JSON:
+// the server's, or the SOCKS proxy's of a client.
+var servingRE = regexp.MustCompile(`serving"?[ ,]"?(?:addr|socks)"?[=:]"?([^"\s]+)`)
 
 // proc is `porta` running in its own process, as a user runs it.
 type proc struct {

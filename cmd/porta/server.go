@@ -43,6 +43,8 @@ func serverCommand() *cli.Command {
 			&cli.BoolFlag{Name: "proxy-protocol", Usage: "read a PROXY protocol v1/v2 header on each TCP connection from --proxy-from (behind HAProxy or a cloud load balancer)"},
 			&cli.StringSliceFlag{Name: "proxy-from", Usage: "a load balancer's address, `CIDR` or IP, that sends PROXY headers (repeatable)"},
 			metricsFlag,
+			&cli.StringFlag{Name: "ech-public-name", Usage: "turn on Encrypted Client Hello: the `NAME` its ClientHellos show in the clear (the certificate must cover it)"},
+			&cli.DurationFlag{Name: "ech-rotate", Value: 24 * time.Hour, Usage: "replace the ECH key every `DURATION`, the one before still accepted as long again (0: never)"},
 		}, logFlags...),
 		Action: runServer,
 	}
@@ -66,6 +68,10 @@ func runServer(c *cli.Context) error {
 	if err := checkMetricsAddr(c.String("metrics")); err != nil {
 		return err
 	}
+	rotate, err := echRotate(c.Duration("ech-rotate"))
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		CertFile:      c.String("cert"),
 		KeyFile:       c.String("key"),
@@ -87,6 +93,9 @@ func runServer(c *cli.Context) error {
 		ProxyProtocol: c.Bool("proxy-protocol"),
 		ProxyFrom:     c.StringSlice("proxy-from"),
 		Logger:        log,
+
+		ECHPublicName: c.String("ech-public-name"),
+		ECHRotate:     rotate,
 	})
 	if err != nil {
 		return usageError{flagError(err)}
