@@ -76,22 +76,21 @@ func (e *echStack) firstFlights(t *testing.T, transport string) ([]testenv.Hello
 	t.Helper()
 	var hellos []testenv.Hello
 	var raw [][]byte
-	if transport == "h2" {
-		for _, f := range e.ff.TCP() {
-			h, _, err := testenv.HelloFromTLS(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hellos, raw = append(hellos, h), append(raw, f)
-		}
-		return hellos, raw
-	}
-	for _, datagrams := range e.ff.UDP() {
-		h, hello, err := testenv.HelloFromQUIC(datagrams)
+	add := func(h testenv.Hello, b []byte, err error) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		hellos, raw = append(hellos, h), append(raw, hello)
+		hellos, raw = append(hellos, h), append(raw, b)
+	}
+	if transport == "h2" {
+		for _, f := range e.ff.TCP() {
+			h, _, err := testenv.HelloFromTLS(f)
+			add(h, f, err)
+		}
+	} else {
+		for _, datagrams := range e.ff.UDP() {
+			add(testenv.HelloFromQUIC(datagrams))
+		}
 	}
 	return hellos, raw
 }

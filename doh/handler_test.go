@@ -228,16 +228,7 @@ func TestHandlerPadding(t *testing.T) {
 						opt.Option = append(opt.Option, &dns.EDNS0_PADDING{Padding: make([]byte, 10)})
 					}
 				}
-				res, err := c.Post(base+"/dns-query", MediaType, bytes.NewReader(packQuery(t, m)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				a := new(dns.Msg)
-				if err := a.Unpack(body); err != nil {
-					t.Fatalf("%+v: %v", tt, err)
-				}
+				a, body, _ := postQuery(t, c, base, m)
 				hasPad := false
 				if opt := a.IsEdns0(); opt != nil {
 					for _, o := range opt.Option {
@@ -254,6 +245,23 @@ func TestHandlerPadding(t *testing.T) {
 			}
 		})
 	}
+}
+
+// postQuery POSTs m to the DoH at base and returns the answer, its wire
+// form and the response.
+func postQuery(t *testing.T, c *http.Client, base string, m *dns.Msg) (*dns.Msg, []byte, *http.Response) {
+	t.Helper()
+	res, err := c.Post(base+"/dns-query", MediaType, bytes.NewReader(packQuery(t, m)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	a := new(dns.Msg)
+	if err := a.Unpack(body); err != nil {
+		t.Fatalf("%v: %v", m.Question, err)
+	}
+	return a, body, res
 }
 
 type exchangerFunc func(context.Context, *dns.Msg) (*dns.Msg, error)

@@ -1,8 +1,6 @@
 package doh
 
 import (
-	"bytes"
-	"io"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -32,16 +30,7 @@ func TestHandlerOwnRecords(t *testing.T) {
 	c, base := srv.client(t, "h2")
 	post := func(m *dns.Msg) (*dns.Msg, string) {
 		t.Helper()
-		res, err := c.Post(base+"/dns-query", MediaType, bytes.NewReader(packQuery(t, m)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		a := new(dns.Msg)
-		if err := a.Unpack(body); err != nil {
-			t.Fatal(err)
-		}
+		a, body, res := postQuery(t, c, base, m)
 		if len(body)%468 != 0 && m.IsEdns0() != nil {
 			t.Errorf("%d bytes: not padded", len(body))
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -91,9 +90,10 @@ func TestHandshakes(t *testing.T) {
 			return keys, nil
 		},
 	}
+	addr := testenv.HandshakeServer(t, serverTLS)
 	dials := map[string]func(*tls.Config) (tls.ConnectionState, error){
-		"tcp":  tcpServer(t, serverTLS),
-		"quic": quicServer(t, serverTLS),
+		"tcp":  func(c *tls.Config) (tls.ConnectionState, error) { return dialTCP(addr, c) },
+		"quic": func(c *tls.Config) (tls.ConnectionState, error) { return dialQUIC(addr, c) },
 	}
 	for transport, dial := range dials {
 		for name, list := range map[string][]byte{
@@ -123,63 +123,22 @@ func clientTLS(c *tls.Config, list []byte) *tls.Config {
 	return c
 }
 
-func tcpServer(t *testing.T, conf *tls.Config) func(*tls.Config) (tls.ConnectionState, error) {
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
+func dialTCP(addr string, c *tls.Config) (tls.ConnectionState, error) {
+	conn, err := tls.Dial("tcp", addr, c)
 	if err != nil {
-		t.Fatal(err)
+		return tls.ConnectionState{}, err
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.(*tls.Conn).Handshake()
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return func(c *tls.Config) (tls.ConnectionState, error) {
-		conn, err := tls.Dial("tcp", ln.Addr().String(), c)
-		if err != nil {
-			return tls.ConnectionState{}, err
-		}
-		defer conn.Close()
-		return conn.ConnectionState(), nil
-	}
+	defer conn.Close()
+	return conn.ConnectionState(), nil
 }
 
-func quicServer(t *testing.T, conf *tls.Config) func(*tls.Config) (tls.ConnectionState, error) {
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+func dialQUIC(addr string, c *tls.Config) (tls.ConnectionState, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := quic.DialAddr(ctx, addr, c, nil)
 	if err != nil {
-		t.Fatal(err)
+		return tls.ConnectionState{}, err
 	}
-	ln, err := quic.Listen(udp, conf, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept(context.Background())
-			if err != nil {
-				return
-			}
-			c.CloseWithError(0, "")
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); udp.Close(); <-done })
-	return func(c *tls.Config) (tls.ConnectionState, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := quic.DialAddr(ctx, udp.LocalAddr().String(), c, nil)
-		if err != nil {
-			return tls.ConnectionState{}, err
-		}
-		defer conn.CloseWithError(0, "")
-		return conn.ConnectionState().TLS, nil
-	}
+	defer conn.CloseWithError(0, "")
+	return conn.ConnectionState().TLS, nil
 }

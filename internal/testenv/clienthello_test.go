@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/porta443/porta/internal/sameport"
 	"github.com/quic-go/quic-go"
 )
 
@@ -18,39 +17,7 @@ import (
 func TestFirstFlightShowsTheServerName(t *testing.T) {
 	cert := NewCertFor(t, "visible-name.test")
 	conf := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, NextProtos: []string{"test"}}
-	tcp, udp, err := sameport.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsLn := tls.NewListener(tcp, conf)
-	quicLn, err := quic.Listen(udp, conf, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{}, 2)
-	go func() {
-		defer func() { done <- struct{}{} }()
-		for {
-			c, err := tlsLn.Accept()
-			if err != nil {
-				return
-			}
-			c.(*tls.Conn).Handshake()
-			c.Close()
-		}
-	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		for {
-			c, err := quicLn.Accept(context.Background())
-			if err != nil {
-				return
-			}
-			c.CloseWithError(0, "")
-		}
-	}()
-	t.Cleanup(func() { tlsLn.Close(); quicLn.Close(); udp.Close(); <-done; <-done })
-	ff := NewFirstFlight(t, tcp.Addr().String())
+	ff := NewFirstFlight(t, HandshakeServer(t, conf))
 
 	client := cert.ClientTLS("test")
 	client.ServerName = "visible-name.test"
