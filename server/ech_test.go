@@ -246,3 +246,25 @@ func TestECHSelfSignedCoversThePublicName(t *testing.T) {
 		t.Errorf("ECH with the self-signed certificate: %v", err)
 	}
 }
+
+// TestECHReloadKeepsACertificateForThePublicName: a --cert certificate
+// read again (SIGHUP) that does not cover the public name is refused, and
+// the one in use kept.
+func TestECHReloadKeepsACertificateForThePublicName(t *testing.T) {
+	e := startECH(t, server.Config{})
+	narrow := testenv.NewCert(t) // localhost only
+	for _, f := range [][2]string{{narrow.CertFile, e.cert.CertFile}, {narrow.KeyFile, e.cert.KeyFile}} {
+		b, err := os.ReadFile(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(f[1], b, 0o600)
+	}
+	err := e.srv.Reload()
+	if ce, ok := errors.AsType[*server.ConfigError](err); !ok || ce.Field != "ECHPublicName" {
+		t.Fatalf("Reload: %v, want a ConfigError for ECHPublicName", err)
+	}
+	if resp, err := e.getOver(t, "h2", e.echClientTLS(e.srv.ECHConfigList())); err != nil || !resp.TLS.ECHAccepted {
+		t.Errorf("after the refused reload: %v", err)
+	}
+}
