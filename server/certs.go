@@ -107,7 +107,7 @@ func newFileCertSource(cfg *Config, stateDir string, log *slog.Logger, acme bool
 			keyFile:    filepath.Join(stateDir, "self-signed.key"),
 			selfSigned: true,
 			log:        log,
-			echName:    cfg.ECHPublicName,
+			echName:    fileECHName(cfg),
 		}
 		if err := ensureSelfSigned(c.certFile, c.keyFile, c.echName); err != nil {
 			return nil, fmt.Errorf("--self-signed: %w", err)
@@ -133,7 +133,7 @@ func newFileCertSource(cfg *Config, stateDir string, log *slog.Logger, acme bool
 	case cfg.KeyFile == "":
 		return nil, errors.New("--cert: needs --key too")
 	}
-	c := &certSource{certFile: cfg.CertFile, keyFile: cfg.KeyFile, log: log, echName: cfg.ECHPublicName}
+	c := &certSource{certFile: cfg.CertFile, keyFile: cfg.KeyFile, log: log, echName: fileECHName(cfg)}
 	c.names = &sniWarnings{log: log, certFile: cfg.CertFile}
 	return c, c.reload()
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,7 +112,31 @@ func checkECH(cfg *Config) error {
 	if r := cfg.ECHRotate; r > 0 && r < maintainEvery {
 		return &ConfigError{Field: "ECHRotate", Err: fmt.Errorf("%v is under %v, how often the server looks", r, maintainEvery)}
 	}
-	return checkPublicName(cfg.ECHPublicName)
+	if err := checkPublicName(cfg.ECHPublicName); err != nil {
+		return err
+	}
+	// The outer handshake's certificate comes from what serves the real
+	// names: ACME alone gets one for the public name too (which must
+	// then point at this server, as every ACME name must); a --cert or
+	// self-signed certificate covers it, unless it is an ACME name.
+	if len(cfg.ACME) > 0 && cfg.CertFile == "" && !cfg.SelfSigned && !acmeName(cfg, cfg.ECHPublicName) {
+		cfg.ACME = append(slices.Clone(cfg.ACME), cfg.ECHPublicName)
+	}
+	return nil
+}
+
+// fileECHName is the name the --cert or self-signed certificate must
+// cover for ECH: the public name, unless ACME gets its certificate.
+func fileECHName(cfg *Config) string {
+	if acmeName(cfg, cfg.ECHPublicName) {
+		return ""
+	}
+	return cfg.ECHPublicName
+}
+
+// acmeName reports whether name is one of cfg's ACME names.
+func acmeName(cfg *Config, name string) bool {
+	return slices.ContainsFunc(cfg.ACME, func(n string) bool { return strings.EqualFold(strings.TrimSuffix(n, "."), name) })
 }
 
 // checkPublicName refuses a public name that clients would not take.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -266,5 +267,44 @@ func TestECHReloadKeepsACertificateForThePublicName(t *testing.T) {
 	}
 	if resp, err := e.getOver(t, "h2", e.echClientTLS(e.srv.ECHConfigList())); err != nil || !resp.TLS.ECHAccepted {
 		t.Errorf("after the refused reload: %v", err)
+	}
+}
+
+// TestECHWithACME: with ACME names and no other certificate, the public
+// name is obtained from ACME too, so that the outer handshake has a
+// certificate; the ACME names are the server's own for its HTTPS
+// records, the public name not. With a --cert certificate as well, that
+// one covers the public name and ACME is not asked for it.
+func TestECHWithACME(t *testing.T) {
+	cfg := server.Config{
+		ACME:          []string{"vps.example.test"},
+		ECHPublicName: publicName,
+		StateDir:      t.TempDir(),
+		Upstreams:     []string{"udp://127.0.0.1:53"},
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if got := srv.ACMENames(); !slices.Equal(got, []string{"vps.example.test", publicName}) {
+		t.Errorf("ACME names %q, want the public name added", got)
+	}
+	if !srv.OwnsHTTPSRecord("vps.example.test.", 443) || srv.OwnsHTTPSRecord(publicName+".", 443) {
+		t.Error("the own names are not the ACME names but the public name")
+	}
+
+	cert := testenv.NewCertFor(t, "other.example.test", publicName)
+	cfg.CertFile, cfg.KeyFile, cfg.StateDir = cert.CertFile, cert.KeyFile, t.TempDir()
+	withCert, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer withCert.Close()
+	if got := withCert.ACMENames(); !slices.Equal(got, []string{"vps.example.test"}) {
+		t.Errorf("with --cert, ACME names %q, want the given one alone", got)
+	}
+	if !withCert.OwnsHTTPSRecord("other.example.test.", 443) || !withCert.OwnsHTTPSRecord("vps.example.test.", 443) {
+		t.Error("the own names are not the certificate's and the ACME names")
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // NewSiteHandler is the website New would build for cfg, for tests that
@@ -32,4 +34,20 @@ func (s *Server) ObserveRequests(f func(*http.Request)) {
 		f(r)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ACMENames are the names the server gets ACME certificates for.
+func (s *Server) ACMENames() []string {
+	if s.certs.acme == nil {
+		return nil
+	}
+	return s.certs.acme.names
+}
+
+// OwnsHTTPSRecord reports whether the server's DoH, serving on port,
+// answers an HTTPS query for name (an FQDN) itself.
+func (s *Server) OwnsHTTPSRecord(name string, port int) bool {
+	s.own.serving(port, true)
+	_, ok := s.own.Records(name, dns.TypeHTTPS)
+	return ok
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/x509"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,10 +19,11 @@ const httpsRecordTTL = 300
 // 9460) for the server's own names with what a browser needs to reach it
 // with Encrypted Client Hello: alpn, the port when it is not 443, and the
 // current ECH config list. The server's own names are the DNS names its
-// certificate covers (read again when it changes), but wildcards,
-// localhost and the ECH public name, and each of them as _PORT._https.NAME
-// (RFC 9460 §9.1) when the port is not 443. Every other query, and every
-// other type for those names, goes to the resolver as before.
+// --cert or self-signed certificate covers (read again when it changes)
+// and its ACME names, but wildcards, localhost and the ECH public name,
+// and each of them as _PORT._https.NAME (RFC 9460 §9.1) when the port is
+// not 443. Every other query, and every other type for those names, goes
+// to the resolver as before.
 type ownRecords struct {
 	certs *certSource
 	ech   *echKeys
@@ -31,9 +33,10 @@ type ownRecords struct {
 	names atomic.Pointer[ownNames]
 }
 
-// ownNames are the names one certificate makes the server's own.
+// ownNames are the names one certificate makes the server's own, with
+// the ACME names.
 type ownNames struct {
-	leaf  *x509.Certificate
+	leaf  *x509.Certificate // nil: none, with ACME alone
 	port  uint32
 	names map[string]bool // FQDNs in lower case
 }
@@ -69,12 +72,22 @@ func (o *ownRecords) Records(name string, qtype uint16) ([]dns.RR, bool) {
 
 // own reports whether name is one of the server's own.
 func (o *ownRecords) own(name string, port uint32) bool {
-	leaf := o.certs.current.Load().Leaf
+	var leaf *x509.Certificate
+	if cert := o.certs.current.Load(); cert != nil {
+		leaf = cert.Leaf
+	}
 	n := o.names.Load()
 	if n == nil || n.leaf != leaf || n.port != port {
 		n = &ownNames{leaf: leaf, port: port, names: map[string]bool{}}
 		prefix := "_" + strconv.Itoa(int(port)) + "._https."
-		for _, dnsName := range leaf.DNSNames {
+		var all []string
+		if leaf != nil {
+			all = leaf.DNSNames
+		}
+		if o.certs.acme != nil {
+			all = append(slices.Clone(all), o.certs.acme.names...)
+		}
+		for _, dnsName := range all {
 			dnsName = strings.ToLower(dnsName)
 			if strings.Contains(dnsName, "*") || dnsName == "localhost" || strings.HasSuffix(dnsName, ".localhost") ||
 				dnsName == o.ech.publicName || !plausibleHostname(dnsName) {
