@@ -42,11 +42,5 @@ func runECHConfig(c *cli.Context) error {
 
 // echRotate maps --ech-rotate to Config.ECHRotate: 0 never rotates.
 func echRotate(d time.Duration) (time.Duration, error) {
-	switch {
-	case d < 0:
-		return 0, usagef("--ech-rotate %v: want 0 (never) or a duration of an hour or more", d)
-	case d == 0:
-		return -1, nil
-	}
-	return d, nil
+	return zeroMeansOff("ech-rotate", "never", "an hour", d)
 }

@@ -132,9 +132,16 @@ func checkMetricsAddr(addr string) error {
 
 // hstsMaxAge maps --hsts-max-age to Config.HSTSMaxAge: 0 turns HSTS off.
 func hstsMaxAge(d time.Duration) (time.Duration, error) {
+	return zeroMeansOff("hsts-max-age", "off", "a second", d)
+}
+
+// zeroMeansOff maps a duration flag whose 0 turns something off onto a
+// Config field whose 0 is the default and whose negative turns it off;
+// what is negative on the command line is an error naming the flag.
+func zeroMeansOff(flag, off, least string, d time.Duration) (time.Duration, error) {
 	switch {
 	case d < 0:
-		return 0, usagef("--hsts-max-age %v: want 0 (off) or a duration of a second or more", d)
+		return 0, usagef("--%s %v: want 0 (%s) or a duration of %s or more", flag, d, off, least)
 	case d == 0:
 		return -1, nil
 	}
