@@ -38,7 +38,7 @@ func BenchmarkThroughput(b *testing.B) {
 // BenchmarkNewConn opens a tunneled connection over a warm tunnel and
 // makes one exchange with an echo target: the cost of a new connection.
 func BenchmarkNewConn(b *testing.B) {
-	for _, mode := range []string{"h2", "h3"} {
+	for _, mode := range dialerModes {
 		b.Run(mode, func(b *testing.B) {
 			ts := newTunnelServer(b, HandlerConfig{AllowPrivate: true})
 			target := echoTarget(b)

@@ -68,7 +68,7 @@ func (c *tunnelConn) Read(p []byte) (int, error) {
 	if err != nil {
 		return 0, c.opErr("read", err)
 	}
-	if err := st.response(); err != nil {
+	if err := st.response(context.Background()); err != nil {
 		return 0, c.opErr("read", err)
 	}
 	n, err := st.Read(p)
@@ -90,7 +90,7 @@ func (c *tunnelConn) CopyChunks(dst func([]byte) error) (int64, error) {
 	if !ok {
 		return 0, errors.ErrUnsupported
 	}
-	if err := st.response(); err != nil {
+	if err := st.response(context.Background()); err != nil {
 		return 0, c.opErr("read", err)
 	}
 	var dstErr error
@@ -209,7 +209,7 @@ func (c *tunnelConn) Established(ctx context.Context) error {
 		return c.opErr("dial", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- st.response() }() // returns with the answer, or when the conn is closed
+	go func() { done <- st.response(context.Background()) }() // returns with the answer, or when the conn is closed
 	select {
 	case err := <-done:
 		if err != nil {

@@ -225,16 +225,15 @@ func TestConcurrentStreams(t *testing.T) {
 // MaxStreamsPerConn tunnels, the Dialer opens another, and closing tunnels
 // frees their slots.
 func TestDialerSpreadsStreams(t *testing.T) {
-	for _, mode := range []string{"h2", "h3"} {
+	for _, mode := range dialerModes {
 		t.Run(mode, func(t *testing.T) {
 			ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
 			target := echoTarget(t)
-			d, err := NewDialer(DialerConfig{
+			d, err := NewDialer(withMode(mode, DialerConfig{
 				Servers:           []string{serverURL(ts.addr)},
 				RootCAs:           ts.cert.Pool,
-				Transport:         mode,
 				MaxStreamsPerConn: 3,
-			})
+			}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -269,7 +268,7 @@ func TestDialerSpreadsStreams(t *testing.T) {
 			d.mu.Lock()
 			n = len(d.sessions)
 			d.mu.Unlock()
-			if n != 1 || d.Protocol() != mode {
+			if n != 1 || d.Protocol() != transport(mode) {
 				t.Fatalf("after closing every tunnel: %d connections (want the preferred one only), protocol %q", n, d.Protocol())
 			}
 		})

@@ -14,7 +14,7 @@ import (
 // TestDialerFailover: with the first server down, the Dialer uses the
 // second; with every server down, DialContext says so.
 func TestDialerFailover(t *testing.T) {
-	for _, mode := range []string{"h2", "h3", "auto"} {
+	for _, mode := range append(dialerModes, "auto") {
 		t.Run(mode, func(t *testing.T) {
 			ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -23,15 +23,14 @@ func TestDialerFailover(t *testing.T) {
 			}
 			down := ln.Addr().String()
 			ln.Close() // nothing listens here (TCP or UDP) now
-			d, err := NewDialer(DialerConfig{
+			d, err := NewDialer(withMode(mode, DialerConfig{
 				Servers: []string{
 					serverURL(down),
 					serverURL(ts.addr),
 				},
 				RootCAs:        ts.cert.Pool,
-				Transport:      mode,
 				ConnectTimeout: 2 * time.Second,
-			})
+			}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,7 +44,7 @@ func TestDialerFailover(t *testing.T) {
 			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 				t.Fatal(err)
 			}
-			if p := d.Protocol(); p != "h2" && p != "h3" || (mode != "auto" && p != mode) {
+			if p := d.Protocol(); p != "h2" && p != "h3" || (mode != "auto" && p != transport(mode)) {
 				t.Fatalf("protocol %q with transport %s", p, mode)
 			}
 		})
@@ -65,7 +64,7 @@ func TestDialerFailover(t *testing.T) {
 // TestDialerRoundTrip: ordinary requests (DoH, for the client) ride the
 // tunnel's connection and reach the website; their slots come back.
 func TestDialerRoundTrip(t *testing.T) {
-	for _, mode := range []string{"h2", "h3"} {
+	for _, mode := range dialerModes {
 		t.Run(mode, func(t *testing.T) {
 			ts := newTunnelServer(t, HandlerConfig{})
 			d := newDialer(t, ts, mode, testUser, testToken)
@@ -93,7 +92,7 @@ func TestDialerRoundTrip(t *testing.T) {
 // TestDialerReconnects: when the server goes away and comes back, the
 // next DialContext connects again.
 func TestDialerReconnects(t *testing.T) {
-	for _, mode := range []string{"h2", "h3"} {
+	for _, mode := range dialerModes {
 		t.Run(mode, func(t *testing.T) {
 			ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
 			target := echoTarget(t)

@@ -46,7 +46,8 @@ type DialerConfig struct {
 	// Dialer's own HTTP/2 client reads MaxReadFrameSize,
 	// MaxReceiveBufferPerStream, MaxReceiveBufferPerConnection (zero: 16 KiB,
 	// 4 MiB, 1 GiB), SendPingTimeout (zero: no health check) and
-	// PingTimeout (zero: 15 s); the other fields are for servers.
+	// PingTimeout (zero: 15 s; also how long the server may take to
+	// acknowledge SETTINGS); the other fields are for servers.
 	HTTP2 *http.HTTP2Config
 	// QUIC tunes the QUIC connection. Nil: ClientQUICConfig().
 	QUIC *quic.Config

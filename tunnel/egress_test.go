@@ -41,7 +41,7 @@ func tryTunnel(t *testing.T, ts *testServer, mode, target string) error {
 // with the stream reset that follows it, on each of the Dialer's
 // transports.
 func TestDialerWriteSaysRefused(t *testing.T) {
-	for _, mode := range []string{"h2", "h3"} {
+	for _, mode := range dialerModes {
 		t.Run(mode, func(t *testing.T) {
 			d := newDialer(t, newTunnelServer(t, HandlerConfig{}), mode, testUser, testToken)
 			c, err := d.DialContext(context.Background(), "tcp", "127.0.0.1:80")

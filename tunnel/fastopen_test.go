@@ -70,7 +70,7 @@ func (c countingPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 // server is still resolving the target — the client does not wait for the
 // 200, so a new connection costs one round trip.
 func TestFastOpen(t *testing.T) {
-	for _, mode := range []string{"h2", "h3"} {
+	for _, mode := range dialerModes {
 		t.Run(mode, func(t *testing.T) {
 			res := &blockingResolver{called: make(chan string, 1), release: make(chan struct{})}
 			var got atomic.Int64

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -71,7 +70,7 @@ func (w *pausingWriter) write(p []byte) error {
 // that pauses, io.Copy (WriteTo), and Read with buffers from 1 byte to
 // 300 KiB.
 func TestDownloadPaths(t *testing.T) {
-	for _, mode := range []string{"h2", "h3"} { // the Dialer's transports
+	for _, mode := range dialerModes {
 		t.Run(mode, func(t *testing.T) { testDownloadPaths(t, mode) })
 	}
 }
@@ -99,7 +98,7 @@ func testDownloadPaths(t *testing.T, mode string) {
 		}
 		// HTTP/2 hands over its own chunks; HTTP/3 is read through
 		// copybuf's buffers, the large one from the pool for bulk.
-		if wantChunks := mode == "h2"; (lent == 0) != wantChunks {
+		if wantChunks := transport(mode) == "h2"; (lent == 0) != wantChunks {
 			t.Fatalf("%d pool buffers lent at most; want none only on the chunk path (h2)", lent)
 		}
 	})
@@ -149,17 +148,22 @@ func testDownloadPaths(t *testing.T, mode string) {
 // window: with small windows, a leak would stall the connection long
 // before the last download.
 func TestH2ClosedStreamsReturnTheWindow(t *testing.T) {
+	for _, mode := range h2Modes {
+		t.Run(mode, func(t *testing.T) { testH2ClosedStreamsReturnTheWindow(t, mode) })
+	}
+}
+
+func testH2ClosedStreamsReturnTheWindow(t *testing.T, mode string) {
 	target, want := sourceTarget(t, 2<<20)
 	ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
 	cfg := ClientHTTP2Config()
 	cfg.MaxReceiveBufferPerStream = 256 << 10
 	cfg.MaxReceiveBufferPerConnection = 512 << 10
-	d, err := NewDialer(DialerConfig{
-		Servers:   []string{serverURL(ts.addr)},
-		RootCAs:   ts.cert.Pool,
-		Transport: "h2",
-		HTTP2:     cfg,
-	})
+	d, err := NewDialer(withMode(mode, DialerConfig{
+		Servers: []string{serverURL(ts.addr)},
+		RootCAs: ts.cert.Pool,
+		HTTP2:   cfg,
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +201,7 @@ func TestH2ClosedStreamsReturnTheWindow(t *testing.T) {
 // A deadline set while a Read or Write waits ends that call, as net.Conn
 // says: SetReadDeadline(now) is how a caller cancels a Read.
 func TestDeadlineEndsWaitingCalls(t *testing.T) {
-	for _, mode := range []string{"h2", "h3"} { // the Dialer's transports
+	for _, mode := range dialerModes {
 		t.Run(mode, func(t *testing.T) {
 			held := make(chan struct{})
 			defer close(held)
@@ -243,45 +247,20 @@ func TestDeadlineEndsWaitingCalls(t *testing.T) {
 	}
 }
 
-// A Close while CopyChunks has lent a chunk to dst (the relay closes a
-// tunnel from its other direction) gives that chunk's bytes back to the
-// connection window once, not twice: more would let the server send
-// more than the client can hold, and past 2^31-1 fail the connection.
-func TestH2CloseDuringCopyCreditsOnce(t *testing.T) {
-	target, _ := sourceTarget(t, 4<<20)
-	d := newDialer(t, newTunnelServer(t, HandlerConfig{AllowPrivate: true}), "h2", testUser, testToken)
-	c, err := d.DialContext(context.Background(), "tcp", target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := c.(*tunnelConn).stream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := st.(*h2ClientStream).c
-	var pool copybuf.Pool
-	stop := errors.New("stop")
-	var got int
-	n, err := copybuf.Copy(func(p []byte) error { got = len(p); c.Close(); return stop }, c, &pool, nil)
-	if !errors.Is(err, stop) || n != 0 || got == 0 {
-		t.Fatalf("copy: %d bytes counted, %v; dst had %d", n, err, got)
-	}
-	hc.mu.Lock()
-	over := hc.inflow + hc.unacked - int64(hc.connWindow)
-	hc.mu.Unlock()
-	if over > 0 {
-		t.Fatalf("%d bytes given back to the connection window twice (the chunk lent had %d)", over, got)
-	}
-}
-
 // RoundTrip's request body is sent beside the response, which does not
 // wait for it: a server that answers without reading a large body (and
 // then resets the stream, as net/http's does) leaves the whole answer
 // readable; and a body whose Read never returns does not hold up
 // Dialer.Close.
 func TestH2RoundTripBody(t *testing.T) {
+	for _, mode := range h2Modes {
+		t.Run(mode, func(t *testing.T) { testH2RoundTripBody(t, mode) })
+	}
+}
+
+func testH2RoundTripBody(t *testing.T, mode string) {
 	ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
-	d, err := NewDialer(DialerConfig{Servers: []string{serverURL(ts.addr)}, RootCAs: ts.cert.Pool, Transport: "h2"})
+	d, err := NewDialer(withMode(mode, DialerConfig{Servers: []string{serverURL(ts.addr)}, RootCAs: ts.cert.Pool}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,8 +288,14 @@ func TestH2RoundTripBody(t *testing.T) {
 // A request that fails for a reason of its own is not retried, and its
 // body is not fetched again (GetBody) for a retry that does not come.
 func TestRoundTripNoRetryNoGetBody(t *testing.T) {
+	for _, mode := range h2Modes {
+		t.Run(mode, func(t *testing.T) { testRoundTripNoRetryNoGetBody(t, mode) })
+	}
+}
+
+func testRoundTripNoRetryNoGetBody(t *testing.T, mode string) {
 	ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
-	d := newDialer(t, ts, "h2", testUser, testToken)
+	d := newDialer(t, ts, mode, testUser, testToken)
 	req, _ := http.NewRequest(http.MethodPost, "https://"+ts.addr+"/", bytes.NewReader([]byte("body")))
 	calls := 0
 	getBody := req.GetBody
@@ -324,47 +309,29 @@ func TestRoundTripNoRetryNoGetBody(t *testing.T) {
 	}
 }
 
-// A connection opens streams up to the last ID a client may use
-// (2^31-1), and the tunnel after that goes on a new connection.
-func TestH2StreamIDsRunOut(t *testing.T) {
-	target := echoTarget(t)
-	d := newDialer(t, newTunnelServer(t, HandlerConfig{AllowPrivate: true}), "h2", testUser, testToken)
-	open := func() (*h2Conn, uint32) {
-		t.Helper()
-		st, _ := pingTunnel(t, d, target).(*tunnelConn).stream()
-		s := st.(*h2ClientStream)
-		return s.c, s.id
-	}
-	first, _ := open()
-	first.mu.Lock()
-	first.nextID = h2MaxStreamID
-	first.mu.Unlock()
-	if c, id := open(); c != first || id != h2MaxStreamID {
-		t.Fatalf("stream %d on connection %p; want %d on %p, the last ID on the first", id, c, h2MaxStreamID, first)
-	}
-	if c, _ := open(); c == first {
-		t.Fatal("a stream was opened past the last ID")
-	}
-}
-
 // A server's SETTINGS_MAX_CONCURRENT_STREAMS bounds the tunnels on one
 // connection: past it, the Dialer opens another connection rather than
 // send a stream the server would refuse.
 func TestH2ServerStreamLimit(t *testing.T) {
-	ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{configure: func(s *http.Server) {
-		s.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 2}
-	}})
-	d := newDialer(t, ts, "h2", testUser, testToken)
-	target := echoTarget(t)
-	conns := map[*h2Conn]int{}
-	for range 5 {
-		c := pingTunnel(t, d, target)
-		st, _ := c.(*tunnelConn).stream()
-		conns[st.(*h2ClientStream).c]++
-	}
-	for hc, n := range conns {
-		if n > 2 {
-			t.Fatalf("%d tunnels on connection %p; the server allows 2", n, hc)
-		}
+	for _, mode := range h2Modes {
+		t.Run(mode, func(t *testing.T) {
+			ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{configure: func(s *http.Server) {
+				s.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 2}
+			}})
+			d := newDialer(t, ts, mode, testUser, testToken)
+			target := echoTarget(t)
+			conns := map[session]int{}
+			for range 5 {
+				c := pingTunnel(t, d, target).(*tunnelConn)
+				c.mu.Lock()
+				conns[c.s]++
+				c.mu.Unlock()
+			}
+			for s, n := range conns {
+				if n > 2 {
+					t.Fatalf("%d tunnels on connection %p; the server allows 2", n, s)
+				}
+			}
+		})
 	}
 }

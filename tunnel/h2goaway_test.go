@@ -17,6 +17,12 @@ import (
 // has: the Dialer stops opening streams on that connection but does not
 // cut the ones in flight, not even when a new dial finds the server gone.
 func TestH2GoAwayLetsStreamsFinish(t *testing.T) {
+	for _, mode := range h2Modes {
+		t.Run(mode, func(t *testing.T) { testH2GoAwayLetsStreamsFinish(t, mode) })
+	}
+}
+
+func testH2GoAwayLetsStreamsFinish(t *testing.T, mode string) {
 	half := make([]byte, 1<<20)
 	rand.NewChaCha8([32]byte{2}).Read(half)
 	release := make(chan struct{})
@@ -28,7 +34,7 @@ func TestH2GoAwayLetsStreamsFinish(t *testing.T) {
 	})
 	var hs *http.Server
 	ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{configure: func(s *http.Server) { hs = s }})
-	d := newDialer(t, ts, "h2", testUser, testToken)
+	d := newDialer(t, ts, mode, testUser, testToken)
 	c, err := d.DialContext(context.Background(), "tcp", target)
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +81,14 @@ func TestH2GoAwayLetsStreamsFinish(t *testing.T) {
 // GOAWAY, then close) is replaced on the next dial, which works: a laptop
 // that sat idle for a while gets its next tunnel without an error.
 func TestH2IdleConnectionReplaced(t *testing.T) {
+	for _, mode := range h2Modes {
+		t.Run(mode, func(t *testing.T) { testH2IdleConnectionReplaced(t, mode) })
+	}
+}
+
+func testH2IdleConnectionReplaced(t *testing.T, mode string) {
 	ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{configure: func(s *http.Server) { s.IdleTimeout = 200 * time.Millisecond }})
-	d := newDialer(t, ts, "h2", testUser, testToken)
+	d := newDialer(t, ts, mode, testUser, testToken)
 	target := echoTarget(t)
 	// echo returns the protocol of the connection while its tunnel is
 	// open: after, the 200 ms idle timeout may close it at any moment.
@@ -101,6 +113,12 @@ func TestH2IdleConnectionReplaced(t *testing.T) {
 // GOAWAY that lands between choosing the connection and sending, is the
 // same path as the tunnel's; this test cannot time that window.)
 func TestH2NotProcessedGoesElsewhere(t *testing.T) {
+	for _, mode := range h2Modes {
+		t.Run(mode, func(t *testing.T) { testH2NotProcessedGoesElsewhere(t, mode) })
+	}
+}
+
+func testH2NotProcessedGoesElsewhere(t *testing.T, mode string) {
 	serve := func() (*testServer, **http.Server) {
 		var hs *http.Server
 		ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{configure: func(s *http.Server) { hs = s }})
@@ -115,14 +133,13 @@ func TestH2NotProcessedGoesElsewhere(t *testing.T) {
 			t.Fatalf("certificate of %s: %v", ts.addr, err)
 		}
 	}
-	d, err := NewDialer(DialerConfig{
+	d, err := NewDialer(withMode(mode, DialerConfig{
 		Servers: []string{
 			serverURL(a.addr),
 			serverURL(b.addr),
 		},
-		RootCAs:   pool,
-		Transport: "h2",
-	})
+		RootCAs: pool,
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

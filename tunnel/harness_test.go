@@ -38,6 +38,19 @@ func TestMain(m *testing.M) {
 // net/http's own server ("h2stdsrv": porta server --std-http2) and HTTP/3.
 var modes = []string{"h1", "h2", "h2stdsrv", "h3"}
 
+// dialerModes are the modes the Dialer runs in, and h2Modes those of its
+// HTTP/2 clients.
+var (
+	dialerModes = modes[1:]
+	h2Modes     = []string{"h2"}
+)
+
+// withMode is cfg with the Dialer's transport for mode.
+func withMode(mode string, cfg DialerConfig) DialerConfig {
+	cfg.Transport = transport(mode)
+	return cfg
+}
+
 // run runs f once per transport, like net/http's run(t, f).
 func run(t *testing.T, f func(t *testing.T, mode string)) {
 	t.Helper()
@@ -195,14 +208,13 @@ func basicAuth(user, token string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+token))
 }
 
-// newDialer is a Dialer for ts over mode ("h2" or "h3").
+// newDialer is a Dialer for ts over mode (one of dialerModes).
 func newDialer(t testing.TB, ts *testServer, mode, user, token string) *Dialer {
 	t.Helper()
-	d, err := NewDialer(DialerConfig{
-		Servers:   []string{serverURLFor(user, token, ts.addr)},
-		RootCAs:   ts.cert.Pool,
-		Transport: transport(mode),
-	})
+	d, err := NewDialer(withMode(mode, DialerConfig{
+		Servers: []string{serverURLFor(user, token, ts.addr)},
+		RootCAs: ts.cert.Pool,
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +229,7 @@ type halfCloser interface {
 }
 
 // dialVia opens a tunneled connection to target: a raw HTTP/1.1 CONNECT
-// over TLS for h1, a Dialer stream for h2 and h3.
+// over TLS for h1, a Dialer stream for the others.
 func dialVia(t testing.TB, ts *testServer, mode, target string) halfCloser {
 	t.Helper()
 	c, err := tryDialVia(t, ts, mode, target, testUser, testToken)

@@ -22,16 +22,15 @@ func (c *countingResolver) LookupNetIP(ctx context.Context, network, host string
 // is resolved through DialerConfig.Resolver (porta's client uses this to
 // keep its own DNS resolver out of the loop), on h2 and h3.
 func TestDialerResolvesServersWithItsResolver(t *testing.T) {
-	for _, mode := range []string{"h2", "h3"} {
+	for _, mode := range dialerModes {
 		t.Run(mode, func(t *testing.T) {
 			ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
 			res := &countingResolver{Resolver: mapResolver{"porta-server.test": {netip.MustParseAddr("127.0.0.1")}}}
-			d, err := NewDialer(DialerConfig{
-				Servers:   []string{serverURL("porta-server.test:" + itoa(portOf(ts.addr)))},
-				Pin:       pinOf(ts),
-				Transport: mode,
-				Resolver:  res,
-			})
+			d, err := NewDialer(withMode(mode, DialerConfig{
+				Servers:  []string{serverURL("porta-server.test:" + itoa(portOf(ts.addr)))},
+				Pin:      pinOf(ts),
+				Resolver: res,
+			}))
 			if err != nil {
 				t.Fatal(err)
 			}

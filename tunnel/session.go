@@ -2,12 +2,15 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/porta443/porta/internal/h2"
 )
 
 // session is one live connection to a server, over HTTP/2 or HTTP/3.
@@ -46,8 +49,9 @@ func (s *slots) inUse() int64 { return s.n.Load() }
 // clientStream is one CONNECT stream seen from the client.
 type clientStream interface {
 	Write(p []byte) (int, error)
-	// response waits for the server's answer and returns nil for a 2xx.
-	response() error
+	// response waits for the server's answer, or until the read deadline
+	// passes or ctx ends, and returns nil for a 2xx.
+	response(ctx context.Context) error
 	Read(p []byte) (int, error)
 	CloseWrite() error
 	// Close ends the stream, resetting it if it is not done.
@@ -102,3 +106,19 @@ func connectRequest(ctx context.Context, si *serverInfo, target string) *http.Re
 
 // errTimeout is returned by a read or write past its deadline.
 var errTimeout = os.ErrDeadlineExceeded
+
+// errNotProcessed marks a stream the server did not act on: it never
+// reached the server, or the server refused it or went away before it
+// took it. A request on it may be sent again on another connection (RFC
+// 9113 §8.7).
+var errNotProcessed = h2.ErrNotProcessed
+
+// connectErr is err, why a CONNECT has no answer, as response returns
+// it: a deadline or ctx as they are (net.Error's Timeout sees through
+// nothing else), the rest marked as the CONNECT's.
+func connectErr(ctx context.Context, err error) error {
+	if errors.Is(err, errTimeout) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("tunnel: CONNECT: %w", err)
+}

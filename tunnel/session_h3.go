@@ -66,7 +66,7 @@ type h3ClientStream struct {
 	wclosed atomic.Bool
 }
 
-func (st *h3ClientStream) response() error {
+func (st *h3ClientStream) response(context.Context) error {
 	st.once.Do(func() {
 		resp, err := st.ReadResponse()
 		if err != nil {
@@ -84,7 +84,7 @@ func (st *h3ClientStream) Write(p []byte) (int, error) {
 		var se *quic.StreamError
 		if errors.As(err, &se) && se.Remote {
 			// The server stopped reading: it refused, most likely.
-			if rerr := st.response(); rerr != nil {
+			if rerr := st.response(context.Background()); rerr != nil {
 				return n, rerr
 			}
 		}
