@@ -16,13 +16,15 @@ import (
 // DialContext need not wait a round trip.
 type tunnelConn struct {
 	d      *Dialer
-	s      session
 	target string
 	ctx    context.Context
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	st       clientStream // nil until started
+	s        session       // the stream's slot is on it; the starter's while starting
+	starting bool          // a caller of stream is opening it, without mu
+	started  chan struct{} // closed when st and startErr are set
+	st       clientStream  // nil until started
 	startErr error
 	rdl, wdl time.Time // deadlines set before the stream existed
 	closed   bool
@@ -30,37 +32,72 @@ type tunnelConn struct {
 
 func newTunnelConn(d *Dialer, s session, target string) *tunnelConn {
 	ctx, cancel := context.WithCancel(d.ctx)
-	return &tunnelConn{d: d, s: s, target: target, ctx: ctx, cancel: cancel}
+	return &tunnelConn{d: d, s: s, target: target, ctx: ctx, cancel: cancel, started: make(chan struct{})}
 }
 
-// stream returns the started stream, starting it if need be.
+// stream returns the started stream, starting it if need be. The first
+// caller opens it without holding c.mu (opening may wait for a connection
+// to be made); the others wait for it, or for Close.
 func (c *tunnelConn) stream() (clientStream, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return nil, net.ErrClosed
+	case c.starting:
+		c.mu.Unlock()
+		select {
+		case <-c.started:
+		case <-c.ctx.Done():
+			return nil, net.ErrClosed
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.st, c.startErr
+	case c.st != nil || c.startErr != nil:
+		defer c.mu.Unlock()
+		return c.st, c.startErr
+	}
+	c.starting = true
+	s := c.s
+	c.mu.Unlock()
+
+	st, err := s.open(c.ctx, c.target)
+	if errors.Is(err, errNotProcessed) {
+		// The connection ended or began to go away after DialContext
+		// chose it, and nothing was sent: once more, on a live one.
+		if again, serr := c.d.session(c.ctx); serr == nil {
+			c.d.release(s)
+			s = again
+			st, err = s.open(c.ctx, c.target)
+		}
+	}
+
+	c.mu.Lock()
+	closed := c.closed
+	if closed {
+		// Close came meanwhile and left the stream and the slot to us.
+		c.st, c.startErr = nil, net.ErrClosed
+	} else {
+		c.st, c.startErr = st, err
+		if st != nil && !c.rdl.IsZero() {
+			st.SetReadDeadline(c.rdl)
+		}
+		if st != nil && !c.wdl.IsZero() {
+			st.SetWriteDeadline(c.wdl)
+		}
+	}
+	c.s, c.starting = s, false
+	close(c.started)
+	c.mu.Unlock()
+	if closed {
+		if st != nil {
+			st.Close()
+		}
+		c.d.release(s)
 		return nil, net.ErrClosed
 	}
-	if c.st == nil && c.startErr == nil {
-		c.st, c.startErr = c.s.open(c.ctx, c.target)
-		if errors.Is(c.startErr, errNotProcessed) {
-			// The connection ended or began to go away after DialContext
-			// chose it, and nothing was sent: once more, on a live one.
-			if s, err := c.d.session(c.ctx); err == nil {
-				c.d.release(c.s)
-				c.s = s
-				c.st, c.startErr = c.s.open(c.ctx, c.target)
-			}
-		}
-		if c.st != nil {
-			if !c.rdl.IsZero() {
-				c.st.SetReadDeadline(c.rdl)
-			}
-			if !c.wdl.IsZero() {
-				c.st.SetWriteDeadline(c.wdl)
-			}
-		}
-	}
-	return c.st, c.startErr
+	return st, err
 }
 
 func (c *tunnelConn) Read(p []byte) (int, error) {
@@ -141,6 +178,10 @@ func (c *tunnelConn) Close() error {
 		return net.ErrClosed
 	}
 	c.closed = true
+	if c.starting {
+		c.mu.Unlock()
+		return nil // the stream's starter closes it and releases the slot
+	}
 	st, s := c.st, c.s
 	c.mu.Unlock()
 	c.d.release(s)
@@ -201,22 +242,20 @@ func (c *tunnelConn) SetWriteDeadline(t time.Time) error {
 
 // Established sends the CONNECT if it has not gone yet and waits for the
 // server's answer: nil once the target is connected, or why not (a
-// *RefusedError when the server refused). Callers that must answer their
-// own client with the tunnel's outcome (SOCKS without fast open) use it.
+// *RefusedError when the server refused), or ctx's error when it ends
+// first. Callers that must answer their own client with the tunnel's
+// outcome (SOCKS without fast open) use it; they close the connection
+// when it fails (over HTTP/3 a ctx that ended has ended the stream).
 func (c *tunnelConn) Established(ctx context.Context) error {
 	st, err := c.stream()
 	if err != nil {
 		return c.opErr("dial", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- st.response(context.Background()) }() // returns with the answer, or when the conn is closed
-	select {
-	case err := <-done:
-		if err != nil {
-			return c.opErr("dial", err)
+	if err := st.response(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return ctx.Err()
 		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+		return c.opErr("dial", err)
 	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -55,27 +56,89 @@ func (s *h3Session) open(ctx context.Context, target string) (clientStream, erro
 		rs.CancelWrite(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
 		return nil, fmt.Errorf("tunnel: h3 CONNECT: %w", err)
 	}
-	return &h3ClientStream{RequestStream: rs}, nil
+	return &h3ClientStream{RequestStream: rs, answered: make(chan struct{})}, nil
 }
 
 // h3ClientStream is a CONNECT stream on an HTTP/3 connection.
 type h3ClientStream struct {
 	*http3.RequestStream
-	once    sync.Once
-	respErr error
 	wclosed atomic.Bool
+
+	mu       sync.Mutex
+	reading  bool          // a response call reads the answer
+	cut      bool          // ctx ended that read: the read deadline is in the past
+	rdl      time.Time     // the read deadline the caller set
+	over     bool          // the read is over
+	answered chan struct{} // closed once respErr is set
+	respErr  error
 }
 
-func (st *h3ClientStream) response(context.Context) error {
-	st.once.Do(func() {
-		resp, err := st.ReadResponse()
-		if err != nil {
-			st.respErr = fmt.Errorf("tunnel: CONNECT: %w", err)
-			return
+// response reads the answer once; other calls meanwhile wait for it or
+// their ctx. quic-go's ReadResponse has no ctx of its own: a ctx that ends
+// while it reads cuts the read short by its deadline, which ends the
+// stream (quic-go resets a stream whose HEADERS it could not read), unless
+// the answer came first.
+func (st *h3ClientStream) response(ctx context.Context) error {
+	select {
+	case <-st.answered:
+		return st.respErr
+	default:
+	}
+	st.mu.Lock()
+	if st.reading {
+		st.mu.Unlock()
+		select {
+		case <-st.answered:
+			return st.respErr
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		st.respErr = checkResponse(resp)
+	}
+	st.reading = true
+	st.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if !st.over {
+			st.cut = true
+			st.RequestStream.SetReadDeadline(time.Unix(1, 0))
+		}
 	})
+	resp, err := st.ReadResponse()
+	stop()
+	st.mu.Lock()
+	switch {
+	case st.cut && err != nil:
+		st.respErr = ctx.Err()
+	case err != nil:
+		st.respErr = connectErr(ctx, err)
+	default:
+		st.respErr = checkResponse(resp)
+	}
+	if st.cut { // the answer came as ctx ended: the caller's deadline again
+		st.cut = false
+		st.RequestStream.SetReadDeadline(st.rdl)
+	}
+	st.over = true
+	close(st.answered)
+	st.mu.Unlock()
 	return st.respErr
+}
+
+func (st *h3ClientStream) SetReadDeadline(t time.Time) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.rdl = t
+	if st.cut {
+		return nil // set once the read that was cut is over
+	}
+	return st.RequestStream.SetReadDeadline(t)
+}
+
+// SetDeadline is net.Conn's, through SetReadDeadline.
+func (st *h3ClientStream) SetDeadline(t time.Time) error {
+	st.SetReadDeadline(t)
+	return st.SetWriteDeadline(t)
 }
 
 func (st *h3ClientStream) Write(p []byte) (int, error) {
