@@ -70,6 +70,7 @@ func New(cfg Config) (*Client, error) {
 		Pin:       cfg.Pin,
 		Insecure:  cfg.Insecure,
 		Transport: cfg.Transport,
+		StdHTTP2:  cfg.StdHTTP2,
 		Logger:    log,
 	})
 	if err != nil {

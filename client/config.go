@@ -19,6 +19,9 @@ type Config struct {
 	Insecure bool
 	// Transport is "auto" (or ""), "h2" or "h3".
 	Transport string
+	// StdHTTP2 carries HTTP/2 over net/http's client instead of porta's
+	// own (tunnel.DialerConfig.StdHTTP2).
+	StdHTTP2 bool
 	// DoHPath is the server's DoH path. "": "/dns-query".
 	DoHPath string
 	// Bootstrap are the resolvers (IP or IP:port) that resolve the

@@ -101,7 +101,8 @@ func newStack(t *testing.T, transport string, records ...string) *stack {
 		t.Fatal(err)
 	}
 	return newStackWith(t, func(s *stack, cfg *client.Config) {
-		cfg.Transport, cfg.Records = transport, recs
+		setTransport(cfg, transport)
+		cfg.Records = recs
 	})
 }
 
@@ -162,11 +163,21 @@ func (s *stack) dig(args ...string) (string, error) {
 	return string(out), err
 }
 
+// eachTransport runs f once per transport: h2, h2std (HTTP/2 on
+// net/http's client, Config.StdHTTP2) and h3.
 func eachTransport(t *testing.T, f func(t *testing.T, transport string)) {
-	for _, tr := range []string{"h2", "h3"} {
+	for _, tr := range []string{"h2", "h2std", "h3"} {
 		t.Run(tr, func(t *testing.T) { f(t, tr) })
 	}
 }
+
+// setTransport sets cfg's transport for one of eachTransport's.
+func setTransport(cfg *client.Config, transport string) {
+	cfg.Transport, cfg.StdHTTP2 = protoOf(transport), transport == "h2std"
+}
+
+// protoOf is the protocol of one of eachTransport's: h2std is h2.
+func protoOf(transport string) string { return strings.TrimSuffix(transport, "std") }
 
 func TestLocalResolver(t *testing.T) {
 	eachTransport(t, func(t *testing.T, transport string) {

@@ -56,7 +56,7 @@ func newECHStack(t *testing.T, serverECH, publish bool, cfg client.Config) *echS
 		}
 		c.Servers = []string{"https://alice:alice-token@" + serverName + ":" + port}
 		c.Bootstrap = []string{s.upstream.Addr}
-		c.Transport, c.ECH, c.ECHFallback, c.Logger = cfg.Transport, cfg.ECH, cfg.ECHFallback, log
+		c.Transport, c.StdHTTP2, c.ECH, c.ECHFallback, c.Logger = cfg.Transport, cfg.StdHTTP2, cfg.ECH, cfg.ECHFallback, log
 	})
 	return e
 }
@@ -82,7 +82,7 @@ func (e *echStack) firstFlights(t *testing.T, transport string) ([]testenv.Hello
 		}
 		hellos, raw = append(hellos, h), append(raw, b)
 	}
-	if transport == "h2" {
+	if protoOf(transport) == "h2" {
 		for _, f := range e.ff.TCP() {
 			h, _, err := testenv.HelloFromTLS(f)
 			add(h, f, err)
@@ -112,7 +112,9 @@ func (e *echStack) logged(msg string) bool {
 // same capture shows the name.
 func TestECHAuto(t *testing.T) {
 	eachTransport(t, func(t *testing.T, transport string) {
-		e := newECHStack(t, true, true, client.Config{Transport: transport})
+		var cfg client.Config
+		setTransport(&cfg, transport)
+		e := newECHStack(t, true, true, cfg)
 		if !e.works(t) || !e.logged("encrypted client hello accepted") {
 			t.Fatalf("with ECH: %q", e.logs.Lines())
 		}
@@ -126,7 +128,8 @@ func TestECHAuto(t *testing.T) {
 			}
 		}
 
-		off := newECHStack(t, true, true, client.Config{Transport: transport, ECH: "off"})
+		cfg.ECH = "off"
+		off := newECHStack(t, true, true, cfg)
 		if !off.works(t) {
 			t.Fatal("with --ech off")
 		}

@@ -87,7 +87,7 @@ func connectOnce(t *testing.T, addr string, target netip.AddrPort, up []byte) []
 func TestClientMetricsAfterTraffic(t *testing.T) {
 	eachTransport(t, func(t *testing.T, transport string) {
 		recs, _ := client.ParseRecords([]string{"printer.lan=192.168.1.9"})
-		s := newStackWith(t, func(s *stack, cfg *client.Config) { cfg.Transport, cfg.Records = transport, recs })
+		s := newStackWith(t, func(s *stack, cfg *client.Config) { setTransport(cfg, transport); cfg.Records = recs })
 		for _, name := range []string{"www.example.test", "www.example.test", "printer.lan"} {
 			if out, err := s.dig(name, "A"); err != nil || !strings.Contains(out, "status: NOERROR") {
 				t.Fatalf("dig %s: %v\n%s", name, err, out)
@@ -119,7 +119,7 @@ func TestClientMetricsAfterTraffic(t *testing.T) {
 			{"porta_tunnel_streams_total", nil, 2},
 			{"porta_tunnel_bytes_total", []string{"direction", "up"}, 1010},
 			{"porta_tunnel_bytes_total", []string{"direction", "down"}, 3020},
-			{"porta_server_connections_active", []string{"transport", transport}, 1},
+			{"porta_server_connections_active", []string{"transport", protoOf(transport)}, 1},
 			{"porta_server_connect_failures_total", nil, 0},
 			{"porta_connections_total", []string{"listener", "socks"}, 1},
 		} {

@@ -27,7 +27,7 @@ func closedPort(t *testing.T) uint16 {
 // it on, the reply is success at once and the error closes the connection.
 func TestNoFastOpenCarriesTunnelErrors(t *testing.T) {
 	eachTransport(t, func(t *testing.T, transport string) {
-		slow := newStackWith(t, func(s *stack, cfg *client.Config) { cfg.Transport, cfg.NoFastOpen = transport, true })
+		slow := newStackWith(t, func(s *stack, cfg *client.Config) { setTransport(cfg, transport); cfg.NoFastOpen = true })
 		port := closedPort(t)
 		for _, tc := range []struct {
 			host string

@@ -20,7 +20,7 @@ func TestLogsKeepNamesAndTargetsPrivate(t *testing.T) {
 	eachTransport(t, func(t *testing.T, transport string) {
 		logs, log := testenv.NewLogs(slog.LevelInfo)
 		logs.CaptureStandardLog(t)
-		s := newStackWith(t, func(s *stack, cfg *client.Config) { cfg.Transport, cfg.Logger = transport, log })
+		s := newStackWith(t, func(s *stack, cfg *client.Config) { setTransport(cfg, transport); cfg.Logger = log })
 		target, sum := relaytest.FileServer(t, 64<<10)
 		_, port, _ := net.SplitHostPort(target)
 		closedNum := closedPort(t)

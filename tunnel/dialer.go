@@ -164,9 +164,11 @@ func (d *Dialer) session(ctx context.Context) (session, error) {
 		d.mu.Lock()
 		err, n := d.connErr, len(d.sessions)
 		d.mu.Unlock()
-		if n == 0 {
+		if n == 0 && err != nil {
 			return nil, err
 		}
+		// With none and no error, the session just made was taken by
+		// others and is full or draining already: connect again.
 	}
 }
 

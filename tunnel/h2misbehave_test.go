@@ -17,7 +17,8 @@ import (
 
 // A request the server resets with REFUSED_STREAM was not processed
 // (RFC 9113 §8.7): RoundTrip sends it once more. This server refuses
-// every stream.
+// every stream. (net/http's client does not say which of its errors mean
+// "not processed", so over h2std RoundTrip does not retry this.)
 func TestH2RefusedStreamIsRetried(t *testing.T) {
 	var refusals atomic.Int32
 	srv := h2test.NewServer(t, h2test.Script{Run: func(c *h2test.Conn, id uint32) {

@@ -33,21 +33,23 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// modes are the transports every tunnel test runs over: HTTP/1.1,
-// HTTP/2 (served by internal/h2, as porta serves it), HTTP/2 served by
-// net/http's own server ("h2stdsrv": porta server --std-http2) and HTTP/3.
-var modes = []string{"h1", "h2", "h2stdsrv", "h3"}
+// modes are the transports every tunnel test runs over: h1 is a CONNECT
+// over HTTP/1.1 by hand, the others are the Dialer's; h2 is internal/h2's
+// client and server, h2std net/http's client (DialerConfig.StdHTTP2)
+// against internal/h2's server, h2stdsrv internal/h2's client against
+// net/http's server ("porta server --std-http2").
+var modes = []string{"h1", "h2", "h2std", "h2stdsrv", "h3"}
 
 // dialerModes are the modes the Dialer runs in, and h2Modes those of its
-// HTTP/2 clients.
+// two HTTP/2 clients.
 var (
 	dialerModes = modes[1:]
-	h2Modes     = []string{"h2"}
+	h2Modes     = []string{"h2", "h2std"}
 )
 
 // withMode is cfg with the Dialer's transport for mode.
 func withMode(mode string, cfg DialerConfig) DialerConfig {
-	cfg.Transport = transport(mode)
+	cfg.Transport, cfg.StdHTTP2 = transport(mode), mode == "h2std"
 	return cfg
 }
 
@@ -68,7 +70,7 @@ func stdServerMode(t testing.TB) bool {
 
 // transport is the Dialer's Transport for mode.
 func transport(mode string) string {
-	if mode == "h2stdsrv" {
+	if mode == "h2std" || mode == "h2stdsrv" {
 		return "h2"
 	}
 	return mode

@@ -22,8 +22,12 @@ type h2Session struct {
 	c  *h2.ClientConn
 }
 
-// connectH2 connects to si over HTTP/2, with internal/h2.
+// connectH2 connects to si over HTTP/2, with internal/h2 or, with
+// StdHTTP2, net/http's client.
 func (d *Dialer) connectH2(ctx context.Context, si *serverInfo) (session, error) {
+	if d.cfg.StdHTTP2 {
+		return asSession(d.connectStd(ctx, si))
+	}
 	tc, err := d.dialTLS(ctx, si)
 	if err != nil {
 		return nil, err

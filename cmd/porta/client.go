@@ -30,6 +30,7 @@ func clientCommand() *cli.Command {
 			&cli.StringFlag{Name: "pin", Usage: "trust the server whose key has this `SHA256` pin (sha256//BASE64, as porta server prints it)"},
 			&cli.BoolFlag{Name: "insecure", Usage: "do not check the server's certificate at all (testing only)"},
 			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "`auto`, h3 or h2"},
+			&cli.BoolFlag{Name: "std-http2", Usage: "carry HTTP/2 over net/http's client instead of porta's own (more CPU per byte; to compare, or to fall back on)"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "resolver `IP[:PORT]` for the server's own name (repeatable; default: the system's)"},
 			&cli.StringFlag{Name: "ech", Value: "auto", Usage: "Encrypted Client Hello: auto (the server's HTTPS record, through --bootstrap), off, or a `CONFIG` list in base64 (porta ech-config)"},
 			&cli.BoolFlag{Name: "ech-fallback", Usage: "connect without ECH, the server's name in the clear, when the server rejects it (logged)"},
@@ -49,6 +50,7 @@ func clientConfig(c *cli.Context) (client.Config, error) {
 		Pin:        c.String("pin"),
 		Insecure:   c.Bool("insecure"),
 		Transport:  c.String("transport"),
+		StdHTTP2:   c.Bool("std-http2"),
 		NoFastOpen: c.Bool("no-fast-open"),
 		Bootstrap:  c.StringSlice("bootstrap"),
 
