@@ -7,9 +7,11 @@
 #      loopback upstream (bench/dnsupstream); best of ROUNDS interleaved
 #      rounds, and the CPU time each resolver process spent per query;
 #   2. single-stream throughput through --socks (curl --socks5-hostname,
-#      SIZE bytes, default 1 GiB, SHA-256 checked) over --transport h2 and
+#      SIZE bytes, default 1 GiB, SHA-256 checked) over --transport h2 (on
+#      porta's own HTTP/2 client, and with --std-http2 on net/http's) and
 #      h3, against a pair of stunnel4 processes on the same path (curl ->
 #      stunnel client -> TLS -> stunnel server -> source); best of ROUNDS;
+#      and the CPU seconds per GB of the proxy processes;
 #   3. time to first byte of a new connection through --socks over a warm
 #      tunnel with RTT_MS (default 50) between client and server (the
 #      userspace delay proxy of bench/tunnelbench, TCP and UDP, so h2 and
@@ -113,12 +115,15 @@ SERVER_PID=$pid
 PIN=$(waitfor server 'pin="[^"]+"' | cut -d'"' -f2)
 waitfor server 'msg=serving' >/dev/null
 
-# client NAME SERVER TRANSPORT [DNS]: a porta client; sets $socks, $dns, $pid.
+# client NAME SERVER TRANSPORT [DNS]: a porta client; sets $socks, $dns,
+# $pid. TRANSPORT h2std is h2 with --std-http2.
 client() {
 	socks=127.0.0.1:$(port)
 	dns=${4:-}
+	local std=()
+	[ "$3" = h2std ] && std=(--std-http2)
 	bg "$1" "$porta" client --server "https://u:$TOKEN@$2" --pin "$PIN" \
-		--transport "$3" --dns "$dns" --socks "$socks"
+		--transport "${3%std}" "${std[@]}" --dns "$dns" --socks "$socks"
 	waitfor "$1" 'msg=serving' >/dev/null
 }
 
@@ -135,8 +140,12 @@ if [ -z "$ONLY" ]; then
 
 	client c_h3 "$SRV" h3
 	SOCKS_H3=$socks PID_H3=$pid
+	client c_h2std "$SRV" h2std
+	SOCKS_H2S=$socks PID_H2S=$pid
 	client c_dh2 "$DSRV" h2
 	SOCKS_DH2=$socks
+	client c_dh2std "$DSRV" h2std
+	SOCKS_DH2S=$socks
 	client c_dh3 "$DSRV" h3
 	SOCKS_DH3=$socks
 fi
@@ -277,6 +286,7 @@ check() { # CURL-ARGS... URL-PREFIX
 	[ "$sum" = "$CHECK_WANT" ] || die "SHA-256 mismatch via $* ($sum)"
 }
 check --socks5-hostname "$SOCKS_H2" "http://$SRC/"
+check --socks5-hostname "$SOCKS_H2S" "http://$SRC/"
 check --socks5-hostname "$SOCKS_H3" "http://$SRC/"
 check "http://127.0.0.1:$STC/"
 
@@ -298,10 +308,12 @@ run_get() { # NAME "PIDS" CURL-ARGS...: one transfer, MB/s and CPU ticks of PIDS
 }
 for _ in $(seq "$ROUNDS"); do
 	run_get h2 "$PID_H2 $SERVER_PID" --socks5-hostname "$SOCKS_H2" "http://$SRC/$SIZE"
+	run_get h2std "$PID_H2S $SERVER_PID" --socks5-hostname "$SOCKS_H2S" "http://$SRC/$SIZE"
 	run_get h3 "$PID_H3 $SERVER_PID" --socks5-hostname "$SOCKS_H3" "http://$SRC/$SIZE"
 	run_get st "$ST_PIDS" "http://127.0.0.1:$STC/$SIZE"
 done
 T_H2=$(echo "${mbs[h2]}" | best)
+T_H2S=$(echo "${mbs[h2std]}" | best)
 T_H3=$(echo "${mbs[h3]}" | best)
 T_ST=$(echo "${mbs[st]}" | best)
 # the median of each round's ratio (rounds are interleaved, so a busy
@@ -313,6 +325,7 @@ rratio() { # A B: median over rounds of mbs[A][i] / mbs[B][i]
 # CPU seconds per GB moved, both proxy processes together (cpugb NAME.1:
 # the client side alone)
 cpugb() { awk -v t="${cpu_t[$1]}" -v hz="$hz" -v n="$((ROUNDS * SIZE))" 'BEGIN{printf "%.2f", t / hz / (n / 1e9)}'; }
+cpuratio() { awk -v a="${cpu_t[$1]}" -v b="${cpu_t[$2]}" 'BEGIN { printf "%.2f×", a / b }'; } # A B: CPU ticks of A over B
 
 # --- 3. time to first byte with RTT_MS ----------------------------------
 
@@ -326,6 +339,7 @@ ttfb() { # NAME SOCKS: median ms of SAMPLES new connections over the warm tunnel
 	echo "$all" | median | awk '{printf "%.1f", $1 * 1000}'
 }
 TT_H2=$(ttfb h2 "$SOCKS_DH2")
+TT_H2S=$(ttfb h2std "$SOCKS_DH2S")
 TT_H3=$(ttfb h3 "$SOCKS_DH3")
 # Directly through the delay: the second request of each curl rides the
 # open connection (one round trip); the first pays for the new connection.
@@ -360,9 +374,11 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 header
 dns_row
 echo "| --socks throughput h2, one stream, $((SIZE >> 20)) MiB, bytes counted, $((CHECK >> 20)) MiB SHA-256 checked (MB/s, best of $ROUNDS: ${mbs[h2]}; CPU s/GB, client+server (client)) | $T_H2; $(cpugb h2) s ($(cpugb h2.1)) | stunnel4 pair $T_ST (${mbs[st]}); $(cpugb st) s ($(cpugb st.1)) | $(ratio "$T_H2" "$T_ST") (median of rounds $(rratio h2 st)) | ≥ 1.0× |"
+echo "| --socks throughput h2 on net/http's client (--std-http2), same (MB/s, best of $ROUNDS: ${mbs[h2std]}; CPU s/GB, client+server (client)) | $T_H2S; $(cpugb h2std) s ($(cpugb h2std.1)) | porta's own h2 $T_H2; $(cpugb h2) s ($(cpugb h2.1)) | own / net/http $(ratio "$T_H2" "$T_H2S") (median of rounds $(rratio h2 h2std)); client CPU per GB net/http / own $(cpuratio h2std.1 h2.1) | — |"
 echo "| --socks throughput h3, same (MB/s, best of $ROUNDS: ${mbs[h3]}; CPU s/GB) | $T_H3; $(cpugb h3) s ($(cpugb h3.1)) | stunnel4 pair $T_ST; $(cpugb st) s ($(cpugb st.1)) | $(ratio "$T_H3" "$T_ST") (median of rounds $(rratio h3 st)) | ≥ 1.0× |"
 echo "| --socks time to first byte h2, new connection over a warm tunnel, RTT $RTT_MS ms (median ms of $SAMPLES) | $TT_H2 | direct, open connection $TT_OPEN (new connection $TT_NEW) | $(ratio "$TT_H2" "$TT_OPEN") | ≤ 1.1× |"
+echo "| --socks time to first byte h2 on net/http's client, same (median ms of $SAMPLES) | $TT_H2S | direct, open connection $TT_OPEN | $(ratio "$TT_H2S" "$TT_OPEN") | ≤ 1.1× |"
 echo "| --socks time to first byte h3, same (median ms of $SAMPLES) | $TT_H3 | direct, open connection $TT_OPEN | $(ratio "$TT_H3" "$TT_OPEN") | ≤ 1.1× |"
 echo "| idle client memory, --transport auto, after 10 queries and one proxied request, idle $IDLE_S s (VmRSS MiB) | $(mib "$M_PORTA") | unbound $(mib "$M_UNB") (after the DNS runs; the porta client after them: $(mib "$M_LOADED")) | — | ≤ 20 MiB |"
 echo
-echo "time to first byte samples (ms): h2: $(cat "$work/ttfb_h2.txt")/ h3: $(cat "$work/ttfb_h3.txt")/ direct, open connection: $(cat "$work/ttfb_open.txt")"
+echo "time to first byte samples (ms): h2: $(cat "$work/ttfb_h2.txt")/ h2 net/http: $(cat "$work/ttfb_h2std.txt")/ h3: $(cat "$work/ttfb_h3.txt")/ direct, open connection: $(cat "$work/ttfb_open.txt")"

@@ -6,7 +6,11 @@
 #   1. single-stream throughput (SIZE bytes, default 1 GiB, SHA-256 checked)
 #      through the tunnel over HTTP/2 and HTTP/3, against Debian's stunnel4
 #      as one TLS hop on the same path (client -> TLS -> relay -> source),
-#      same run, rounds interleaved, best of ROUNDS (default 3);
+#      same run, rounds interleaved, best of ROUNDS (default 5); HTTP/2 also
+#      with net/http's server (porta server --std-http2) and with net/http's
+#      client (DialerConfig.StdHTTP2, porta client --std-http2); and the CPU
+#      seconds per GB of the client process (tunnelbench get, the SHA-256 it
+#      checks included) and of the server process (porta server, stunnel4);
 #   2. time to first byte of a new tunneled connection over a warm tunnel
 #      with RTT_MS (default 50) added by a userspace delay proxy, against the
 #      same exchange made directly on an open connection (one round trip);
@@ -79,22 +83,40 @@ key = $KEY
 CONF
 stunnel4 "$work/stunnel.conf" >"$work/stunnel.log" 2>&1 &
 pids+=($!)
+ST_PID=$!
 for _ in $(seq 100); do
 	python3 -c "import socket; socket.create_connection(('127.0.0.1', $ST_PORT)).close()" 2>/dev/null && break
 	sleep 0.05
 done
 
 WANT=$("$tb" digest -bytes "$SIZE")
-get() { "$tb" get -user "$USER_TOKEN" -bytes "$SIZE" -want "$WANT" "$@" | value MB/s; }
-declare -A mbs
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+system, clock ticks
+declare -A mbs cpu srv
+get() { # NAME SERVER-PID TUNNELBENCH-GET-ARGS...: one transfer; MB/s and CPU kept
+	local name=$1 spid=$2 out before after; shift 2
+	before=$(ticks "$spid")
+	out=$("$tb" get -user "$USER_TOKEN" -bytes "$SIZE" -want "$WANT" "$@")
+	after=$(ticks "$spid")
+	mbs[$name]+="$(echo "$out" | value MB/s) "
+	cpu[$name]=$(awk -v a="${cpu[$name]:-0}" -v b="$(echo "$out" | value cpu_s)" 'BEGIN { print a + b }')
+	srv[$name]=$(( ${srv[$name]:-0} + after - before ))
+}
 for _ in $(seq "$ROUNDS"); do
-	mbs[h2]+="$(get -via h2 -server "$SRV" -pin "$PIN" -target "$SRC") "
-	mbs[h2std]+="$(get -via h2 -server "$SRV_STD" -pin "$PIN" -target "$SRC") "
-	mbs[h3]+="$(get -via h3 -server "$SRV" -pin "$PIN" -target "$SRC") "
-	mbs[st]+="$(get -via tls -server "127.0.0.1:$ST_PORT" -ca "$CERT") "
+	get h2 "$pid_server" -via h2 -server "$SRV" -pin "$PIN" -target "$SRC"
+	get h2stdsrv "$pid_server_std" -via h2 -server "$SRV_STD" -pin "$PIN" -target "$SRC"
+	get h2std "$pid_server" -via h2std -server "$SRV" -pin "$PIN" -target "$SRC"
+	get h3 "$pid_server" -via h3 -server "$SRV" -pin "$PIN" -target "$SRC"
+	get st "$ST_PID" -via tls -server "127.0.0.1:$ST_PORT" -ca "$CERT"
 done
 best() { echo "$1" | tr ' ' '\n' | sed '/^$/d' | sort -n | tail -1; }
-H2=$(best "${mbs[h2]}"); H3=$(best "${mbs[h3]}"); ST=$(best "${mbs[st]}"); H2STD=$(best "${mbs[h2std]}")
+H2=$(best "${mbs[h2]}"); H3=$(best "${mbs[h3]}"); ST=$(best "${mbs[st]}")
+H2STD=$(best "${mbs[h2stdsrv]}"); H2CL=$(best "${mbs[h2std]}")
+hz=$(getconf CLK_TCK)
+# cpugb NAME: CPU seconds per GB moved, the client process and the server's.
+cpugb() {
+	awk -v c="${cpu[$1]}" -v s="${srv[$1]}" -v hz="$hz" -v gb="$(awk -v n="$ROUNDS" -v b="$SIZE" 'BEGIN { print n * b / 1e9 }')" \
+		'BEGIN { printf "%.2f + %.2f s", c / gb, s / hz / gb }'
+}
 
 # Time to first byte with RTT_MS between client and server (and between
 # client and source for the direct exchange); source and server are close.
@@ -105,6 +127,7 @@ DSRV=$(field delay_srv addr); DSRC=$(field delay_src addr)
 T_H2=$("$tb" ttfb -user "$USER_TOKEN" -via h2 -server "$DSRV" -pin "$PIN" -target "$SRC" | value new_ms)
 start delay_std "$tb" delay -to "$SRV_STD" -delay "$ONEWAY"
 T_H2STD=$("$tb" ttfb -user "$USER_TOKEN" -via h2 -server "$(field delay_std addr)" -pin "$PIN" -target "$SRC" | value new_ms)
+T_H2CL=$("$tb" ttfb -user "$USER_TOKEN" -via h2std -server "$DSRV" -pin "$PIN" -target "$SRC" | value new_ms)
 T_H3=$("$tb" ttfb -user "$USER_TOKEN" -via h3 -server "$DSRV" -pin "$PIN" -target "$SRC" | value new_ms)
 T_OPEN=$("$tb" ttfb -via direct -server "$DSRC" | value open_ms)
 
@@ -142,10 +165,11 @@ round_ratio() {
 	paste <(echo "$1" | tr ' ' '\n' | sed '/^$/d') <(echo "$2" | tr ' ' '\n' | sed '/^$/d') |
 		awk '{ print $1 / $2 }' | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f×", v[int((NR + 1) / 2)] }'
 }
-echo "| benchmark | porta h2 | porta h3 | baseline | h2 / baseline | h3 / baseline | target | h2, --std-http2 server |"
-echo "|---|---|---|---|---|---|---|---|"
-echo "| single stream, $((SIZE >> 20)) MiB, SHA-256 checked, MB/s (best of $ROUNDS; h2: ${mbs[h2]}; h3: ${mbs[h3]}; stunnel4: ${mbs[st]}; h2 --std-http2: ${mbs[h2std]}) | $H2 | $H3 | stunnel4: $ST | $(ratio "$H2" "$ST") | $(ratio "$H3" "$ST") | ≥ 1.0× | $H2STD ($(ratio "$H2STD" "$ST")) |"
-echo "| same, median of each round's ratio | | | | $(round_ratio "${mbs[h2]}" "${mbs[st]}") | $(round_ratio "${mbs[h3]}" "${mbs[st]}") | ≥ 1.0× | $(round_ratio "${mbs[h2std]}" "${mbs[st]}") |"
-echo "| time to first byte of a new connection over a warm tunnel, RTT $RTT_MS ms, median ms | $T_H2 | $T_H3 | direct, one round trip: $T_OPEN | $(ratio "$T_H2" "$T_OPEN") | $(ratio "$T_H3" "$T_OPEN") | ≤ 1.1× | $T_H2STD |"
-echo "| server memory per idle tunneled connection ($IDLE), KiB: Go heap+stacks after GC (tunnel.Handler) | $M_H2 | $M_H3 | — | | | ≤ 16 KiB | $M_H2STD |"
-echo "| same, RSS growth of porta server, KiB | $R_H2 | $R_H3 | — | | | | $R_H2STD |"
+echo "| benchmark | porta h2 | porta h3 | baseline | h2 / baseline | h3 / baseline | target | h2, --std-http2 server | h2, --std-http2 client |"
+echo "|---|---|---|---|---|---|---|---|---|"
+echo "| single stream, $((SIZE >> 20)) MiB, SHA-256 checked, MB/s (best of $ROUNDS; h2: ${mbs[h2]}; h3: ${mbs[h3]}; stunnel4: ${mbs[st]}; h2 --std-http2 server: ${mbs[h2stdsrv]}; client: ${mbs[h2std]}) | $H2 | $H3 | stunnel4: $ST | $(ratio "$H2" "$ST") | $(ratio "$H3" "$ST") | ≥ 1.0× | $H2STD ($(ratio "$H2STD" "$ST")) | $H2CL ($(ratio "$H2CL" "$ST")) |"
+echo "| same, median of each round's ratio | | | | $(round_ratio "${mbs[h2]}" "${mbs[st]}") | $(round_ratio "${mbs[h3]}" "${mbs[st]}") | ≥ 1.0× | $(round_ratio "${mbs[h2stdsrv]}" "${mbs[st]}") | $(round_ratio "${mbs[h2std]}" "${mbs[st]}") |"
+echo "| same, CPU seconds per GB: client process (SHA-256 included) + server process | $(cpugb h2) | $(cpugb h3) | stunnel4: $(cpugb st) | | | | $(cpugb h2stdsrv) | $(cpugb h2std) |"
+echo "| time to first byte of a new connection over a warm tunnel, RTT $RTT_MS ms, median ms | $T_H2 | $T_H3 | direct, one round trip: $T_OPEN | $(ratio "$T_H2" "$T_OPEN") | $(ratio "$T_H3" "$T_OPEN") | ≤ 1.1× | $T_H2STD | $T_H2CL |"
+echo "| server memory per idle tunneled connection ($IDLE), KiB: Go heap+stacks after GC (tunnel.Handler) | $M_H2 | $M_H3 | — | | | ≤ 16 KiB | $M_H2STD | — |"
+echo "| same, RSS growth of porta server, KiB | $R_H2 | $R_H3 | — | | | | $R_H2STD | — |"

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/porta443/porta/tunnel"
@@ -35,7 +36,7 @@ type clientFlags struct {
 
 func addClientFlags(fs *flag.FlagSet) *clientFlags {
 	return &clientFlags{
-		via:    fs.String("via", "h2", "h2 or h3 (the tunnel), tls (one TLS hop, e.g. stunnel), direct (plain TCP)"),
+		via:    fs.String("via", "h2", "h2, h2std (HTTP/2 on net/http's client) or h3 (the tunnel), tls (one TLS hop, e.g. stunnel), direct (plain TCP)"),
 		server: fs.String("server", "", "tunnel server or TLS hop address"),
 		pin:    fs.String("pin", "", "server key pin, sha256//BASE64"),
 		ca:     fs.String("ca", "", "CA file for -via tls"),
@@ -47,11 +48,12 @@ func addClientFlags(fs *flag.FlagSet) *clientFlags {
 // dialer returns a function that opens one connection to the source.
 func (f *clientFlags) dialer() (func(ctx context.Context) (net.Conn, error), func(), error) {
 	switch *f.via {
-	case "h2", "h3":
+	case "h2", "h2std", "h3":
 		d, err := tunnel.NewDialer(tunnel.DialerConfig{
 			Servers:   []string{"https://" + *f.user + "@" + *f.server},
 			Pin:       *f.pin,
-			Transport: *f.via,
+			Transport: strings.TrimSuffix(*f.via, "std"),
+			StdHTTP2:  *f.via == "h2std",
 		})
 		if err != nil {
 			return nil, nil, err
@@ -75,11 +77,12 @@ func (f *clientFlags) dialer() (func(ctx context.Context) (net.Conn, error), fun
 			return (&net.Dialer{}).DialContext(ctx, "tcp", *f.server)
 		}, func() {}, nil
 	}
-	return nil, nil, fmt.Errorf("-via %q: want h2, h3, tls or direct", *f.via)
+	return nil, nil, fmt.Errorf("-via %q: want h2, h2std, h3, tls or direct", *f.via)
 }
 
 // cmdGet downloads -bytes from the source, checks the digest and prints
-// "MB/s=... bytes=...".
+// "MB/s=... bytes=... cpu_s=...", cpu_s being the CPU time (user and
+// system) the process spent on the download, SHA-256 included.
 func cmdGet(args []string) error {
 	fs := flag.NewFlagSet("get", flag.ExitOnError)
 	cf := addClientFlags(fs)
@@ -97,7 +100,7 @@ func cmdGet(args []string) error {
 		return err
 	}
 	defer done()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	c, err := dial(context.Background())
 	if err != nil {
 		return err
@@ -106,7 +109,7 @@ func cmdGet(args []string) error {
 	fmt.Fprintf(c, "%d\n", *n)
 	h := sha256.New()
 	got, err := io.CopyBuffer(h, c, make([]byte, 256<<10))
-	took := time.Since(start)
+	took, cpu := time.Since(start), cpuTime()-cpu0
 	if err != nil {
 		return err
 	}
@@ -114,7 +117,7 @@ func cmdGet(args []string) error {
 	if got != *n || (*want != "" && sum != *want) {
 		return fmt.Errorf("got %d bytes with SHA-256 %s, want %d with %s", got, sum, *n, *want)
 	}
-	fmt.Printf("MB/s=%.0f bytes=%d seconds=%.2f sha256=ok\n", float64(got)/took.Seconds()/1e6, got, took.Seconds())
+	fmt.Printf("MB/s=%.0f bytes=%d seconds=%.2f cpu_s=%.3f sha256=ok\n", float64(got)/took.Seconds()/1e6, got, took.Seconds(), cpu.Seconds())
 	return nil
 }
 
@@ -183,6 +186,13 @@ func cmdTTFB(args []string) error {
 	}
 	fmt.Println(out)
 	return nil
+}
+
+// cpuTime is the CPU time, user and system, the process has spent.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func median(ds []time.Duration) time.Duration {
