@@ -19,9 +19,7 @@ import (
 // calls while that connection is made: deadlines, addresses and Close
 // answer at once, and Close ends the Write that waits.
 func TestConnCallsDoNotWaitForAReconnect(t *testing.T) {
-	for _, mode := range h2Modes {
-		t.Run(mode, func(t *testing.T) { testConnCallsDoNotWaitForAReconnect(t, mode) })
-	}
+	runOver(t, h2Modes, testConnCallsDoNotWaitForAReconnect)
 }
 
 func testConnCallsDoNotWaitForAReconnect(t *testing.T, mode string) {
@@ -64,12 +62,7 @@ func testConnCallsDoNotWaitForAReconnect(t *testing.T, mode string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		shut <- hs.Shutdown(ctx)
-	}()
+	shut := shutdownLater(hs)
 	waitFor(t, "the GOAWAY", 5*time.Second, func() bool { return d.Protocol() == "" })
 
 	wrote := make(chan error, 1)

@@ -149,9 +149,7 @@ func testDownloadPaths(t *testing.T, mode string) {
 // window: with small windows, a leak would stall the connection long
 // before the last download.
 func TestH2ClosedStreamsReturnTheWindow(t *testing.T) {
-	for _, mode := range h2Modes {
-		t.Run(mode, func(t *testing.T) { testH2ClosedStreamsReturnTheWindow(t, mode) })
-	}
+	runOver(t, h2Modes, testH2ClosedStreamsReturnTheWindow)
 }
 
 func testH2ClosedStreamsReturnTheWindow(t *testing.T, mode string) {
@@ -254,9 +252,7 @@ func TestDeadlineEndsWaitingCalls(t *testing.T) {
 // readable; and a body whose Read never returns does not hold up
 // Dialer.Close.
 func TestH2RoundTripBody(t *testing.T) {
-	for _, mode := range h2Modes {
-		t.Run(mode, func(t *testing.T) { testH2RoundTripBody(t, mode) })
-	}
+	runOver(t, h2Modes, testH2RoundTripBody)
 }
 
 func testH2RoundTripBody(t *testing.T, mode string) {
@@ -289,9 +285,7 @@ func testH2RoundTripBody(t *testing.T, mode string) {
 // A request that fails for a reason of its own is not retried, and its
 // body is not fetched again (GetBody) for a retry that does not come.
 func TestRoundTripNoRetryNoGetBody(t *testing.T) {
-	for _, mode := range h2Modes {
-		t.Run(mode, func(t *testing.T) { testRoundTripNoRetryNoGetBody(t, mode) })
-	}
+	runOver(t, h2Modes, testRoundTripNoRetryNoGetBody)
 }
 
 func testRoundTripNoRetryNoGetBody(t *testing.T, mode string) {

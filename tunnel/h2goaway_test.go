@@ -17,9 +17,7 @@ import (
 // has: the Dialer stops opening streams on that connection but does not
 // cut the ones in flight, not even when a new dial finds the server gone.
 func TestH2GoAwayLetsStreamsFinish(t *testing.T) {
-	for _, mode := range h2Modes {
-		t.Run(mode, func(t *testing.T) { testH2GoAwayLetsStreamsFinish(t, mode) })
-	}
+	runOver(t, h2Modes, testH2GoAwayLetsStreamsFinish)
 }
 
 func testH2GoAwayLetsStreamsFinish(t *testing.T, mode string) {
@@ -45,12 +43,7 @@ func testH2GoAwayLetsStreamsFinish(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		shut <- hs.Shutdown(ctx)
-	}()
+	shut := shutdownLater(hs)
 	waitFor(t, "the GOAWAY", 5*time.Second, func() bool { return d.Protocol() == "" })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -81,9 +74,7 @@ func testH2GoAwayLetsStreamsFinish(t *testing.T, mode string) {
 // GOAWAY, then close) is replaced on the next dial, which works: a laptop
 // that sat idle for a while gets its next tunnel without an error.
 func TestH2IdleConnectionReplaced(t *testing.T) {
-	for _, mode := range h2Modes {
-		t.Run(mode, func(t *testing.T) { testH2IdleConnectionReplaced(t, mode) })
-	}
+	runOver(t, h2Modes, testH2IdleConnectionReplaced)
 }
 
 func testH2IdleConnectionReplaced(t *testing.T, mode string) {
@@ -113,9 +104,7 @@ func testH2IdleConnectionReplaced(t *testing.T, mode string) {
 // GOAWAY that lands between choosing the connection and sending, is the
 // same path as the tunnel's; this test cannot time that window.)
 func TestH2NotProcessedGoesElsewhere(t *testing.T) {
-	for _, mode := range h2Modes {
-		t.Run(mode, func(t *testing.T) { testH2NotProcessedGoesElsewhere(t, mode) })
-	}
+	runOver(t, h2Modes, testH2NotProcessedGoesElsewhere)
 }
 
 func testH2NotProcessedGoesElsewhere(t *testing.T, mode string) {

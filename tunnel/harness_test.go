@@ -56,7 +56,13 @@ func withMode(mode string, cfg DialerConfig) DialerConfig {
 // run runs f once per transport, like net/http's run(t, f).
 func run(t *testing.T, f func(t *testing.T, mode string)) {
 	t.Helper()
-	for _, mode := range modes {
+	runOver(t, modes, f)
+}
+
+// runOver runs f once per mode of ms.
+func runOver(t *testing.T, ms []string, f func(t *testing.T, mode string)) {
+	t.Helper()
+	for _, mode := range ms {
 		t.Run(mode, func(t *testing.T) { f(t, mode) })
 	}
 }
@@ -74,6 +80,18 @@ func transport(mode string) string {
 		return "h2"
 	}
 	return mode
+}
+
+// shutdownLater shuts hs down gracefully (in 20 s at most) on a goroutine
+// of its own, and sends what Shutdown returned.
+func shutdownLater(hs *http.Server) <-chan error {
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		shut <- hs.Shutdown(ctx)
+	}()
+	return shut
 }
 
 const (
