@@ -45,6 +45,7 @@ type Server struct {
 
 	dateCache atomic.Pointer[dateText]
 	buffers   sync.Pool // response buffers, *bufio.Writer
+	snapshots sync.Pool // *headerSnapshot
 	chunks    sync.Pool // request body chunks, *[]byte
 }
 

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // serverConn is one HTTP/2 connection served by a Server. Its read loop
@@ -33,6 +32,7 @@ type serverConn struct {
 	remote   string
 	set      settings
 	fr       *http2.Framer
+	hr       *headerReader // the read loop's
 	w        *frameWriter
 	log      *slog.Logger
 	canon    canonCache // the read loop's
@@ -49,8 +49,8 @@ type serverConn struct {
 	streams     map[uint32]*serverStream
 	maxClientID uint32
 	running     int                  // handlers running
-	waiting     []*queuedHandle      // handlers waiting for one to end
-	idleWorkers []chan *queuedHandle // goroutines waiting for a handler to run
+	waiting     []*serverStream      // streams whose handlers wait for one to end
+	idleWorkers []chan *serverStream // goroutines waiting for a handler to run
 	inflow      inflow
 	outflow     int64
 	peerWindow  int32 // the client's SETTINGS_INITIAL_WINDOW_SIZE
@@ -65,13 +65,6 @@ type serverConn struct {
 	healthSeen  uint64    // c.reads when the health check last looked
 	sawSettings bool      // the read loop's
 	outbox      []control // to send once mu is let go: see sendLocked
-}
-
-type queuedHandle struct {
-	st  *serverStream
-	rw  *responseWriter
-	req *http.Request
-	h   http.HandlerFunc
 }
 
 // newServerConn prepares to serve c, whose TLS handshake gave state.
@@ -105,8 +98,7 @@ func newServerConn(srv *Server, hs *http.Server, c net.Conn, state *tls.Connecti
 	sc.w = newFrameWriter(out, sc.fail)
 	sc.w.henc.SetMaxDynamicTableSizeLimit(sc.set.encoderTable)
 	sc.fr = http2.NewFramer(sc.w.bw, c)
-	sc.fr.ReadMetaHeaders = hpack.NewDecoder(sc.set.decoderTable, nil)
-	sc.fr.MaxHeaderListSize = sc.set.maxHeaderList
+	sc.hr = newHeaderReader(sc.fr, sc.set.decoderTable, sc.set.maxHeaderList)
 	sc.fr.SetMaxReadFrameSize(sc.set.maxFrame)
 	sc.w.fr = sc.fr
 	return sc
@@ -151,11 +143,15 @@ func (c *serverConn) serve() {
 	c.conn.SetReadDeadline(time.Now().Add(orDefault(c.srv.settingsTimeout, settingsTimeout))) // for the first SETTINGS
 	for {
 		f, err := c.fr.ReadFrame()
+		if hf, ok := f.(*http2.HeadersFrame); ok && err == nil {
+			f, err = c.hr.read(hf)
+		}
 		if err != nil {
 			var se http2.StreamError
 			if !errors.As(err, &se) {
-				// The Framer may be in the middle of a frame: read no
-				// more, as net/http's server does not. A GOAWAY for a
+				// The Framer (or the header decoder) may be in the
+				// middle of something: read no more, as net/http's
+				// server does not. A GOAWAY for a
 				// connection error closes the connection shortly.
 				if c.handleError(err) {
 					<-c.done

@@ -41,7 +41,7 @@ func (c *serverConn) processFrame(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.SettingsFrame:
 		return c.processSettings(f)
-	case *http2.MetaHeadersFrame:
+	case *headerBlock:
 		return c.processHeaders(f)
 	case *http2.WindowUpdateFrame:
 		return c.processWindowUpdate(f)

@@ -12,20 +12,20 @@ import (
 // opens and resets streams at once (rapid reset, CVE-2023-44487) cannot
 // make the server run more. Past four times that many waiting, the
 // connection is cut, as net/http's is.
-func (c *serverConn) schedule(st *serverStream, rw *responseWriter, req *http.Request, h http.HandlerFunc) error {
+func (c *serverConn) schedule(st *serverStream) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
 		return nil
 	}
 	if c.running < int(c.set.maxStreams) {
-		c.startLocked(st, rw, req, h)
+		c.startLocked(st)
 		return nil
 	}
 	if len(c.waiting) > 4*int(c.set.maxStreams) {
 		return connError(http2.ErrCodeEnhanceYourCalm)
 	}
-	c.waiting = append(c.waiting, &queuedHandle{st: st, rw: rw, req: req, h: h})
+	c.waiting = append(c.waiting, st)
 	return nil
 }
 
@@ -33,18 +33,17 @@ func (c *serverConn) schedule(st *serverStream, rw *responseWriter, req *http.Re
 // that ran a handler before and waits for the next, or a new one. Kept
 // goroutines have the stacks their handlers grew, so a request does not
 // pay for a goroutine and its stack's growth each time; c.mu is held.
-func (c *serverConn) startLocked(st *serverStream, rw *responseWriter, req *http.Request, h http.HandlerFunc) {
+func (c *serverConn) startLocked(st *serverStream) {
 	c.running++
-	job := &queuedHandle{st: st, rw: rw, req: req, h: h}
 	if n := len(c.idleWorkers); n > 0 {
 		w := c.idleWorkers[n-1]
 		c.idleWorkers[n-1] = nil
 		c.idleWorkers = c.idleWorkers[:n-1]
-		w <- job // buffered: the worker may not be waiting yet
+		w <- st // buffered: the worker may not be waiting yet
 		return
 	}
 	c.handlers.Add(1)
-	go c.worker(job)
+	go c.worker(st)
 }
 
 // maxIdleWorkers bounds the goroutines a connection keeps for handlers
@@ -52,17 +51,17 @@ func (c *serverConn) startLocked(st *serverStream, rw *responseWriter, req *http
 const maxIdleWorkers = 32
 
 // worker runs handlers until the connection ends or it is not needed.
-func (c *serverConn) worker(job *queuedHandle) {
+func (c *serverConn) worker(st *serverStream) {
 	defer c.handlers.Done()
-	var next chan *queuedHandle
-	for job != nil {
-		c.runHandler(job.st, job.rw, job.req, job.h)
+	var next chan *serverStream
+	for st != nil {
+		c.runHandler(st)
 		c.mu.Lock()
 		c.handlerDoneLocked()
 		keep := c.err == nil && len(c.idleWorkers) < maxIdleWorkers
 		if keep {
 			if next == nil {
-				next = make(chan *queuedHandle, 1)
+				next = make(chan *serverStream, 1)
 			}
 			c.idleWorkers = append(c.idleWorkers, next)
 		}
@@ -70,11 +69,12 @@ func (c *serverConn) worker(job *queuedHandle) {
 		if !keep {
 			return
 		}
-		job = <-next // nil: the connection ended
+		st = <-next // nil: the connection ended
 	}
 }
 
-func (c *serverConn) runHandler(st *serverStream, rw *responseWriter, req *http.Request, h http.HandlerFunc) {
+func (c *serverConn) runHandler(st *serverStream) {
+	rw, req := &st.rw, st.req
 	panicked := true
 	defer func() {
 		st.cancel()
@@ -94,7 +94,7 @@ func (c *serverConn) runHandler(st *serverStream, rw *responseWriter, req *http.
 		}
 		rw.finish()
 	}()
-	h(rw, req)
+	st.handler.ServeHTTP(rw, req)
 	panicked = false
 }
 
@@ -103,11 +103,11 @@ func (c *serverConn) runHandler(st *serverStream, rw *responseWriter, req *http.
 func (c *serverConn) handlerDoneLocked() {
 	c.running--
 	for len(c.waiting) > 0 && c.running < int(c.set.maxStreams) && c.err == nil {
-		q := c.waiting[0]
+		st := c.waiting[0]
 		c.waiting[0] = nil
 		c.waiting = c.waiting[1:]
-		if !q.st.reset {
-			c.startLocked(q.st, q.rw, q.req, q.h)
+		if !st.reset {
+			c.startLocked(st)
 		}
 	}
 	if len(c.waiting) == 0 {

@@ -13,7 +13,7 @@ import (
 
 // processHeaders opens a stream for a request, or takes a stream's
 // trailers.
-func (c *serverConn) processHeaders(f *http2.MetaHeadersFrame) error {
+func (c *serverConn) processHeaders(f *headerBlock) error {
 	id := f.StreamID
 	if id%2 != 1 {
 		return connError(http2.ErrCodeProtocol) // §5.1.1: clients use odd IDs
@@ -47,30 +47,29 @@ func (c *serverConn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if f.HasPriority() && f.Priority.StreamDep == id {
 		return streamError(id, http2.ErrCodeProtocol) // §5.3.1
 	}
-	rw, req, err := c.newRequest(st, f)
-	if err != nil {
+	if err := c.newRequest(st, f); err != nil {
 		return err
 	}
-	handler := c.handler.ServeHTTP
-	if f.Truncated {
-		handler = headerListTooLong
-	} else if err := checkRequestHeaders(req.Header); err != nil {
-		handler = badRequest(err)
+	st.handler = c.handler
+	if f.truncated {
+		st.handler = http.HandlerFunc(headerListTooLong)
+	} else if err := checkRequestHeaders(st.req.Header); err != nil {
+		st.handler = badRequest(err)
 	}
-	return c.schedule(st, rw, req, handler)
+	return c.schedule(st)
 }
 
 // trailersLocked takes the trailers that end st's request; c.mu is held.
-func (c *serverConn) trailersLocked(st *serverStream, f *http2.MetaHeadersFrame) error {
+func (c *serverConn) trailersLocked(st *serverStream, f *headerBlock) error {
 	if st.gotTrailers {
 		return connError(http2.ErrCodeProtocol)
 	}
 	st.gotTrailers = true
-	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+	if !f.StreamEnded() || len(f.pseudo()) > 0 {
 		return streamError(st.id, http2.ErrCodeProtocol) // §8.1
 	}
 	if st.reqTrailer != nil {
-		for _, hf := range f.RegularFields() {
+		for _, hf := range f.regular() {
 			key := c.canon.key(hf.Name)
 			if !httpguts.ValidTrailerHeader(key) {
 				return streamError(st.id, http2.ErrCodeProtocol)
@@ -85,11 +84,11 @@ func (c *serverConn) trailersLocked(st *serverStream, f *http2.MetaHeadersFrame)
 	return nil
 }
 
-// newRequest makes the http.Request for st's HEADERS, as net/http's
-// server makes it.
-func (c *serverConn) newRequest(st *serverStream, f *http2.MetaHeadersFrame) (*responseWriter, *http.Request, error) {
+// newRequest makes st's http.Request from its HEADERS, as net/http's
+// server makes it, and its ResponseWriter.
+func (c *serverConn) newRequest(st *serverStream, f *headerBlock) error {
 	var method, scheme, authority, path, protocol string
-	for _, hf := range f.PseudoFields() {
+	for _, hf := range f.pseudo() {
 		switch hf.Name {
 		case ":method":
 			method = hf.Value
@@ -104,20 +103,26 @@ func (c *serverConn) newRequest(st *serverStream, f *http2.MetaHeadersFrame) (*r
 		}
 	}
 	if protocol != "" && (!c.srv.EnableConnectProtocol || method != http.MethodConnect) {
-		return nil, nil, malformed(st)
+		return malformed(st)
 	}
 	if method == http.MethodConnect {
 		if protocol == "" && (path != "" || scheme != "" || authority == "") {
-			return nil, nil, malformed(st) // §8.5
+			return malformed(st) // §8.5
 		}
 	} else if method == "" || path == "" || (scheme != "https" && scheme != "http") {
-		return nil, nil, malformed(st) // §8.3.1
+		return malformed(st) // §8.3.1
 	}
-	regular := f.RegularFields()
+	regular := f.regular()
 	header := make(http.Header, len(regular))
-	for _, hf := range regular {
+	values := make([]string, len(regular)) // one array for the values: a field's slice of it
+	for i, hf := range regular {
 		k := c.canon.key(hf.Name)
-		header[k] = append(header[k], hf.Value)
+		if vv, ok := header[k]; ok {
+			header[k] = append(vv, hf.Value)
+			continue
+		}
+		values[i] = hf.Value
+		header[k] = values[i : i+1 : i+1]
 	}
 	if authority == "" {
 		authority = header.Get("Host")
@@ -134,7 +139,7 @@ func (c *serverConn) newRequest(st *serverStream, f *http2.MetaHeadersFrame) (*r
 	}
 	trailer := declaredTrailers(header)
 	if strings.IndexByte(authority, '@') >= 0 && (scheme == "http" || scheme == "https") {
-		return nil, nil, malformed(st) // §8.3.1: no userinfo
+		return malformed(st) // §8.3.1: no userinfo
 	}
 	var u *url.URL
 	requestURI := path
@@ -143,17 +148,17 @@ func (c *serverConn) newRequest(st *serverStream, f *http2.MetaHeadersFrame) (*r
 	} else {
 		var err error
 		if u, err = url.ParseRequestURI(path); err != nil {
-			return nil, nil, malformed(st)
+			return malformed(st)
 		}
 	}
-	body := &requestBody{st: st, needsContinue: needsContinue}
-	req := &http.Request{
+	st.reqBody = requestBody{st: st, needsContinue: needsContinue}
+	req := http.Request{
 		Method:        method,
 		URL:           u,
 		Proto:         "HTTP/2.0",
 		ProtoMajor:    2,
 		Header:        header,
-		Body:          body,
+		Body:          &st.reqBody,
 		ContentLength: 0,
 		Host:          authority,
 		Trailer:       trailer,
@@ -177,8 +182,9 @@ func (c *serverConn) newRequest(st *serverStream, f *http2.MetaHeadersFrame) (*r
 	}
 	st.reqTrailer = trailer
 	c.mu.Unlock()
-	req = req.WithContext(st.ctx)
-	return newResponseWriter(st, req), req, nil
+	st.req = req.WithContext(st.ctx) // a copy: req itself stays on the stack
+	st.rw.init(st, st.req)
+	return nil
 }
 
 // malformed is the stream error for a malformed request (§8.1.1).

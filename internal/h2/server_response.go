@@ -26,7 +26,8 @@ type responseWriter struct {
 	bw  *bufio.Writer // nil once the handler returned
 
 	handlerHeader  http.Header
-	snapHeader     http.Header // handlerHeader when WriteHeader was called
+	snapHeader     http.Header     // handlerHeader when WriteHeader was called
+	snap           *headerSnapshot // what snapHeader is kept in, given back once sent
 	trailers       []string
 	status         int
 	wroteHeader    bool
@@ -44,10 +45,9 @@ var (
 
 var errHandlerPanicked = errors.New("h2: handler panicked")
 
-func newResponseWriter(st *serverStream, req *http.Request) *responseWriter {
-	rw := &responseWriter{st: st, c: st.c, req: req}
+func (rw *responseWriter) init(st *serverStream, req *http.Request) {
+	*rw = responseWriter{st: st, c: st.c, req: req}
 	rw.bw = st.c.srv.getBuffer(chunkWriter{rw})
-	return rw
 }
 
 // chunkWriter is what the response buffer writes to.
@@ -84,7 +84,8 @@ func (rw *responseWriter) WriteHeader(code int) {
 	rw.wroteHeader = true
 	rw.status = code
 	if len(rw.handlerHeader) > 0 {
-		rw.snapHeader = rw.handlerHeader.Clone()
+		rw.snap = rw.c.srv.snapshot(rw.handlerHeader)
+		rw.snapHeader = rw.snap.h
 	}
 }
 
@@ -196,12 +197,59 @@ func (rw *responseWriter) finish() {
 	c.unlock()
 }
 
-// release gives the buffer back once the handler returned.
+// release gives the buffers back once the handler returned.
 func (rw *responseWriter) release() {
 	if rw.bw != nil {
 		rw.c.srv.putBuffer(rw.bw)
 		rw.bw = nil
 	}
+	rw.releaseSnapshot()
+}
+
+func (rw *responseWriter) releaseSnapshot() {
+	if rw.snap != nil {
+		rw.c.srv.putSnapshot(rw.snap)
+		rw.snap, rw.snapHeader = nil, nil
+	}
+}
+
+// headerSnapshot is a copy of a handler's header map, kept from one
+// response to the next (net/http's server makes a new one each time).
+type headerSnapshot struct {
+	h    http.Header
+	vals []string // the values, all in one array
+}
+
+// snapshot copies h into a headerSnapshot from the pool.
+func (s *Server) snapshot(h http.Header) *headerSnapshot {
+	hs, _ := s.snapshots.Get().(*headerSnapshot)
+	if hs == nil {
+		hs = &headerSnapshot{h: make(http.Header, len(h))}
+	}
+	n := 0
+	for _, vv := range h {
+		n += len(vv)
+	}
+	if cap(hs.vals) < n {
+		hs.vals = make([]string, 0, n)
+	}
+	vals := hs.vals[:0]
+	for k, vv := range h {
+		start := len(vals)
+		vals = append(vals, vv...)
+		hs.h[k] = vals[start:len(vals):len(vals)]
+	}
+	hs.vals = vals
+	return hs
+}
+
+func (s *Server) putSnapshot(hs *headerSnapshot) {
+	if len(hs.h) > 32 || cap(hs.vals) > 64 {
+		return // an unusual one: not worth keeping
+	}
+	clear(hs.h)
+	clear(hs.vals)
+	s.snapshots.Put(hs)
 }
 
 // writeChunk is what the buffer writes out (p may be large: bufio passes
@@ -250,6 +298,7 @@ func (rw *responseWriter) writeChunk(p []byte) (int, error) {
 		}
 		end := (rw.done && len(rw.trailers) == 0 && len(p) == 0) || isHead
 		rh := &resHeaders{status: rw.status, h: rw.snapHeader, end: end, ctype: ctype, clen: clen, date: date}
+		defer rw.releaseSnapshot() // once the block is sent
 		if rw.done && !end && len(rw.trailers) == 0 && len(p) <= maxWriteBatch {
 			// The whole response at once, as most are.
 			if err := rw.c.writeResponse(rw.st, rh, p); err != nil {

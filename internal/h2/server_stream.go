@@ -47,6 +47,13 @@ type serverStream struct {
 	rdl, wdl    *time.Timer
 	rwake       chan struct{} // a Read waits here for data; made when one first waits
 	wwake       chan struct{} // a Write waits here for window; likewise
+
+	// The request and its handler, and what it is given to answer with:
+	// parts of the stream rather than allocations of their own.
+	req     *http.Request
+	handler http.Handler
+	reqBody requestBody
+	rw      responseWriter
 }
 
 // readWaiter is the channel a Read waits on; c.mu is held.
