@@ -3,8 +3,9 @@
 //
 //	upstream   a fast DNS server (UDP and TCP) answering A 192.0.2.1 for any name
 //	doh        porta's doh.Handler and doh.Resolver over TLS (HTTP/1.1, HTTP/2)
-//	canned     a bare net/http HTTP/2 handler returning one canned answer: the ceiling
-//	           (-coalesce: with porta's coalesced writes, internal/coalesce)
+//	canned     a bare HTTP/2 handler returning one canned answer: the ceiling, on
+//	           net/http's HTTP/2 server (-h2 porta: on porta's, internal/h2;
+//	           -coalesce: with porta's coalesced writes, internal/coalesce)
 //	queries    prints DoH GET URLs for N names to stdout
 //	cert       writes a self-signed cert.pem and key.pem for 127.0.0.1 into -dir
 //
@@ -31,6 +32,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/porta443/porta/doh"
 	"github.com/porta443/porta/internal/coalesce"
+	"github.com/porta443/porta/internal/h2"
 	"github.com/porta443/porta/internal/selfsigned"
 )
 
@@ -44,6 +46,7 @@ func main() {
 	dir := flag.String("dir", ".", "directory for -mode cert")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the server here")
 	coalesced := flag.Bool("coalesce", false, "-mode canned: coalesce small writes as porta's server does")
+	h2server := flag.String("h2", "std", "-mode canned and doh: the HTTP/2 server, std (net/http's) or porta (internal/h2)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -65,7 +68,7 @@ func main() {
 	case "doh":
 		err = serveDoH(ctx, *listen, *upstream)
 	case "canned":
-		err = serveCanned(ctx, *listen, *coalesced)
+		err = serveCanned(ctx, *listen, *coalesced, *h2server == "porta")
 	case "cert":
 		err = writeCert(*dir)
 	case "queries":
@@ -143,8 +146,8 @@ func serveUpstream(ctx context.Context, addr string) error {
 }
 
 // serveHTTP serves h over TLS; coalesced wraps the listener as porta's
-// server does.
-func serveHTTP(ctx context.Context, addr string, h http.Handler, coalesced bool) error {
+// server does, portaH2 serves HTTP/2 with porta's server.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, coalesced, portaH2 bool) error {
 	certPEM, keyPEM, err := selfsigned.Generate("localhost", "127.0.0.1")
 	if err != nil {
 		return err
@@ -169,6 +172,11 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, coalesced bool)
 		Protocols:         &protos,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	if portaH2 {
+		if err := (&h2.Server{}).ConfigureServer(srv); err != nil {
+			return err
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	fmt.Println("listening", ln.Addr())
@@ -192,10 +200,10 @@ func serveDoH(ctx context.Context, addr, upstream string) error {
 		return err
 	}
 	defer r.Close()
-	return serveHTTP(ctx, addr, &doh.Handler{Resolver: r}, true)
+	return serveHTTP(ctx, addr, &doh.Handler{Resolver: r}, true, true)
 }
 
-func serveCanned(ctx context.Context, addr string, coalesced bool) error {
+func serveCanned(ctx context.Context, addr string, coalesced, portaH2 bool) error {
 	m := new(dns.Msg)
 	if err := m.Unpack(query("canned.bench.example")); err != nil {
 		return err
@@ -211,7 +219,7 @@ func serveCanned(ctx context.Context, addr string, coalesced bool) error {
 	return serveHTTP(ctx, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/dns-message")
 		w.Write(wire)
-	}), coalesced)
+	}), coalesced, portaH2)
 }
 
 func writeCert(dir string) error {
