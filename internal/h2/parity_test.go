@@ -113,6 +113,9 @@ var parityCases = []parityCase{
 	{"file server range", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "f.txt", time.Unix(1e9, 0), strings.NewReader(strings.Repeat("0123456789", 100)))
 	}, get("/f.txt", "range", "bytes=10-19")},
+	{"OPTIONS *", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "not for *") }, func(rc *rawConn) {
+		rc.request(1, "OPTIONS", "*", true)
+	}},
 	{"malformed: no path", func(w http.ResponseWriter, r *http.Request) {}, func(rc *rawConn) {
 		rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.block(":method", "GET", ":scheme", "https", ":authority", "localhost"), EndStream: true, EndHeaders: true})
 	}},

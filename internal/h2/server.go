@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -83,19 +84,45 @@ func (s *Server) ConfigureServer(hs *http.Server) error {
 // serveTLS serves one connection until it ends; net/http calls it on the
 // connection's goroutine, with a handler that carries the connection's
 // base context and sets what net/http sets on every request.
+//
+// The requests go to hs's handler as net/http would send them (see
+// serverHandler), not through h: h's ServeHTTP fills in what each
+// request here has already (TLS, Body, RemoteAddr), and its frame, with
+// room for a tls.ConnectionState, would stay on the stack of every
+// handler, such as a tunnel's, for as long as it waits.
 func (s *Server) serveTLS(hs *http.Server, c *tls.Conn, h http.Handler) {
 	ctx := context.Background()
 	if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 		ctx = bc.BaseContext()
 	}
 	state := c.ConnectionState()
-	sc := newServerConn(s, hs, c, &state, h, ctx)
+	sc := newServerConn(s, hs, c, &state, serverHandler(hs), ctx)
 	if !s.track(sc) {
 		c.Close()
 		return
 	}
 	defer s.untrack(sc)
 	sc.serve()
+}
+
+// serverHandler is hs's handler, or http.DefaultServeMux, as net/http's
+// serverHandler picks it.
+func serverHandler(hs *http.Server) http.Handler {
+	if hs.Handler == nil {
+		return http.DefaultServeMux
+	}
+	return hs.Handler
+}
+
+// optionsStar answers "OPTIONS *" as net/http's server does (its
+// globalOptionsHandler), unless hs.DisableGeneralOptionsHandler.
+func optionsStar(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "0")
+	if r.ContentLength != 0 {
+		// Up to 4 KiB of body is read (reserved for future use, says
+		// the spec), and more ends the stream.
+		io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 4<<10))
+	}
 }
 
 func (s *Server) track(sc *serverConn) bool {

@@ -20,6 +20,10 @@ type requestBody struct {
 // Read reads what the client sent. With an empty p it waits until there
 // is data, or the body ended, without taking any: it returns (0, nil)
 // when a Read would find data.
+//
+// A tunnel waits here for as long as it is idle, so the frame is kept
+// small (the work is in take and ended): a GC shrinks an idle goroutine's
+// stack only while it uses under a quarter of it.
 func (b *requestBody) Read(p []byte) (int, error) {
 	if b.sawEOF {
 		return 0, io.EOF
@@ -37,31 +41,50 @@ func (b *requestBody) Read(p []byte) (int, error) {
 				c.mu.Unlock()
 				return 0, nil
 			}
-			n := st.body.read(p)
-			c.windowUpdateLocked(nil, n)
-			if !st.recvEnd && !st.closed {
-				c.windowUpdateLocked(st, n)
-			}
-			c.unlock()
-			return n, nil
+			return b.take(p), nil
 		}
-		if err := st.bodyErr; err != nil {
-			if err == io.EOF && !b.sawEOF {
-				b.sawEOF = true
-				for k, vv := range st.trailer {
-					if _, ok := st.reqTrailer[k]; ok { // only those it declared
-						st.reqTrailer[k] = vv
-					}
-				}
-			}
-			c.mu.Unlock()
-			return 0, err
+		if st.bodyErr != nil {
+			return 0, b.ended()
 		}
 		ch := st.readWaiter()
 		c.mu.Unlock()
 		<-ch
 		c.mu.Lock()
 	}
+}
+
+// take copies what the body holds into p and gives the window back; c.mu
+// is held, and let go.
+//
+//go:noinline
+func (b *requestBody) take(p []byte) int {
+	st, c := b.st, b.st.c
+	n := st.body.read(p)
+	c.windowUpdateLocked(nil, n)
+	if !st.recvEnd && !st.closed {
+		c.windowUpdateLocked(st, n)
+	}
+	c.unlock()
+	return n
+}
+
+// ended is why the body is over, with the trailers handed over at its
+// EOF; c.mu is held, and let go.
+//
+//go:noinline
+func (b *requestBody) ended() error {
+	st, c := b.st, b.st.c
+	err := st.bodyErr
+	if err == io.EOF && !b.sawEOF {
+		b.sawEOF = true
+		for k, vv := range st.trailer {
+			if _, ok := st.reqTrailer[k]; ok { // only those it declared
+				st.reqTrailer[k] = vv
+			}
+		}
+	}
+	c.mu.Unlock()
+	return err
 }
 
 // Close drops what the body holds and what else arrives for it.

@@ -51,6 +51,9 @@ func (c *serverConn) processHeaders(f *headerBlock) error {
 		return err
 	}
 	st.handler = c.handler
+	if st.req.Method == http.MethodOptions && st.req.RequestURI == "*" && !c.hs.DisableGeneralOptionsHandler {
+		st.handler = http.HandlerFunc(optionsStar)
+	}
 	if f.truncated {
 		st.handler = http.HandlerFunc(headerListTooLong)
 	} else if err := checkRequestHeaders(st.req.Header); err != nil {
