@@ -175,6 +175,10 @@ type settings struct {
 	sendPingTimeout  time.Duration
 	pingTimeout      time.Duration
 	writeByteTimeout time.Duration
+	// What the http.Server's HTTP2 sets explicitly bounds what Tune may
+	// grow (0: nothing set).
+	capStreams                  uint32
+	capStreamWindow, capConnWin int32
 }
 
 const (
@@ -213,6 +217,9 @@ func settingsFrom(hs *http.Server) settings {
 	}
 	if c := hs.HTTP2; c != nil {
 		setIn(&st.maxStreams, c.MaxConcurrentStreams, 1, math.MaxUint32)
+		setIn(&st.capStreams, c.MaxConcurrentStreams, 1, math.MaxUint32)
+		setIn(&st.capStreamWindow, c.MaxReceiveBufferPerStream, 1, maxWindow)
+		setIn(&st.capConnWin, c.MaxReceiveBufferPerConnection, initialWindow, maxWindow)
 		setIn(&st.encoderTable, c.MaxEncoderHeaderTableSize, 1, math.MaxUint32)
 		setIn(&st.decoderTable, c.MaxDecoderHeaderTableSize, 1, math.MaxUint32)
 		setIn(&st.maxFrame, c.MaxReadFrameSize, minFrame, maxFrameLimit)

@@ -52,6 +52,7 @@ type serverConn struct {
 	waiting     []*serverStream      // streams whose handlers wait for one to end
 	idleWorkers []chan *serverStream // goroutines waiting for a handler to run
 	inflow      inflow
+	window      int32 // the connection's receive window: the configured one, or more (Tune)
 	outflow     int64
 	peerWindow  int32 // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrame   int   // the client's SETTINGS_MAX_FRAME_SIZE
@@ -128,7 +129,9 @@ func (c *serverConn) serve() {
 		c.log.Debug("h2: reading the client preface", "remote", c.remote, "err", err)
 		return
 	}
+	c.window = initialWindow
 	if diff := c.set.connWindow - initialWindow; diff > 0 {
+		c.window = c.set.connWindow
 		c.inflow.avail += diff
 		c.w.control(control{kind: http2.FrameWindowUpdate, val: uint32(diff)})
 	}

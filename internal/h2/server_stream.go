@@ -34,6 +34,7 @@ type serverStream struct {
 	gotTrailers bool
 	handlerDone bool
 	inflow      inflow
+	window      int32 // the receive window we give the stream: the setting, or more (Tune)
 	outflow     int64
 	hasBody     bool // the request has a body (no END_STREAM on its HEADERS)
 	body        recvBuffer
@@ -172,6 +173,7 @@ func (c *serverConn) newStreamLocked(id uint32, ended bool) *serverStream {
 		declBytes: -1,
 	}
 	st.inflow.avail = c.set.streamWindow
+	st.window = c.set.streamWindow
 	st.body.pool = &c.srv.chunks
 	if ended {
 		st.bodyErr = io.EOF

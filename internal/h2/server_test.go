@@ -306,3 +306,56 @@ func TestClientGoAway(t *testing.T) {
 		t.Fatal("the connection stays open")
 	}
 }
+
+// TestTune: a handler that tunes its stream and connection makes the
+// server send what it grows (WINDOW_UPDATE on the stream and on the
+// connection, SETTINGS with the new stream limit) and start PINGs; other
+// streams and connections see none of it.
+func TestTune(t *testing.T) {
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/tune" {
+			w.(Tuner).Tune(Tuning{StreamWindow: 4 << 20, ConnWindow: 16 << 20, MaxStreams: 1000, SendPingTimeout: 100 * time.Millisecond, PingTimeout: time.Second})
+			w.(Tuner).Tune(Tuning{StreamWindow: 2 << 20, ConnWindow: 2 << 20, MaxStreams: 10}) // never smaller
+		}
+		io.WriteString(w, "ok")
+		w.(http.Flusher).Flush()
+		io.Copy(io.Discard, r.Body)
+	}))
+	rc := dialRaw(t, ts)
+	rc.request(1, "POST", "/", false)
+	rc.status(1, 10*time.Second)
+	rc.request(3, "POST", "/tune", false)
+	var streamGrow, connGrow uint32
+	var maxStreams uint32
+	for streamGrow == 0 || connGrow == 0 || maxStreams == 0 {
+		switch f := rc.until(10*time.Second, "the tuning", func(http2.Frame) bool { return true }).(type) {
+		case *http2.WindowUpdateFrame:
+			switch f.StreamID {
+			case 0:
+				connGrow += f.Increment
+			case 1:
+				t.Fatalf("the untuned stream got WINDOW_UPDATE +%d", f.Increment)
+			case 3:
+				streamGrow += f.Increment
+			}
+		case *http2.SettingsFrame:
+			if v, ok := f.Value(http2.SettingMaxConcurrentStreams); ok && !f.IsAck() && v != 250 {
+				maxStreams = v
+			}
+		case *http2.PingFrame:
+			t.Fatal("a PING before the tuning's")
+		}
+	}
+	if streamGrow != 4<<20-1<<20 || connGrow != 16<<20-1<<20 || maxStreams != 1000 {
+		t.Fatalf("grew the stream by %d, the connection by %d, streams to %d", streamGrow, connGrow, maxStreams)
+	}
+	rc.until(10*time.Second, "a PING", func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && !p.IsAck() })
+	other := dialRaw(t, ts)
+	other.request(1, "GET", "/", true)
+	other.status(1, 10*time.Second)
+	if f, err := other.read(500 * time.Millisecond); err == nil {
+		if _, ok := f.(*http2.DataFrame); !ok {
+			t.Fatalf("another connection got %v", f)
+		}
+	}
+}
