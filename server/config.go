@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -81,9 +82,11 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes connections with nothing in flight. 0: 3 minutes.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes bounds request headers. 0: 96 KiB, room for the
-	// longest DoH GET (a 64 KiB message in base64 is 87,380 bytes), so that
-	// a longer URI reaches the DoH handler and gets its 414.
+	// MaxHeaderBytes bounds request headers. 0: net/http's default,
+	// http.DefaultMaxHeaderBytes (1 MiB), as a stock server has it: HTTP/2
+	// shows it to everyone in SETTINGS_MAX_HEADER_LIST_SIZE. (Room for the
+	// longest DoH GET, 87,380 bytes of base64, and more: a longer URI
+	// reaches the DoH handler and gets its 414.)
 	MaxHeaderBytes int
 
 	// ProxyProtocol reads a PROXY protocol header (v1 or v2, as HAProxy
@@ -133,7 +136,7 @@ func (c *Config) dohPath() string { return orDefault(c.DoHPath, "/dns-query") }
 
 func (c *Config) idleTimeout() time.Duration { return orDefault(c.IdleTimeout, 3*time.Minute) }
 
-func (c *Config) maxHeaderBytes() int { return orDefault(c.MaxHeaderBytes, 96<<10) }
+func (c *Config) maxHeaderBytes() int { return orDefault(c.MaxHeaderBytes, http.DefaultMaxHeaderBytes) }
 
 func orDefault[T comparable](v, def T) T {
 	var zero T

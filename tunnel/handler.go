@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/porta443/porta/internal/copybuf"
+	"github.com/porta443/porta/internal/h2"
 )
 
 // HandlerConfig configures a Handler. The zero value is a Handler with no
@@ -57,6 +58,7 @@ type Handler struct {
 	pool     copybuf.Pool
 	watch    watcher
 	forward  *httputil.ReverseProxy
+	tuning   h2.Tuning // for an authenticated HTTP/2 stream on internal/h2
 	log      *slog.Logger
 
 	mu     sync.Mutex
@@ -98,6 +100,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		own:          sync.OnceValue(interfaceAddrs),
 	}
 	h.forward = h.newForwarder()
+	h.tuning = ServerHTTP2Tuning()
 	return h, nil
 }
 
@@ -162,6 +165,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *relay {
 		h.wg.Done()
 		writeProxyError(w, r, h.cfg.ProxyName, err)
 		return nil
+	}
+	if t, ok := w.(h2.Tuner); ok {
+		// Only now that the client proved who it is may its stream and
+		// connection differ from what everyone is offered.
+		t.Tune(h.tuning)
 	}
 	// What begin and acquire took is given back once the tunnel is over:
 	// here, or by the relay the tunnel was handed to (relay.end).

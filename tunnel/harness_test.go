@@ -169,6 +169,9 @@ func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testSe
 		HTTP2:     ServerHTTP2Config(),
 		ErrorLog:  log.New(io.Discard, "", 0),
 	}
+	if !stdServerMode(t) {
+		hs.HTTP2 = nil // net/http's defaults, as porta server offers them: tunnels tune their own
+	}
 	if o.configure != nil {
 		o.configure(hs)
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/porta443/porta/internal/h2"
 	"github.com/quic-go/quic-go"
 )
 
@@ -22,6 +23,21 @@ func ServerHTTP2Config() *http.HTTP2Config {
 		MaxReceiveBufferPerConnection: 16 << 20,
 		SendPingTimeout:               30 * time.Second,
 		PingTimeout:                   15 * time.Second,
+	}
+}
+
+// ServerHTTP2Tuning is what an authenticated tunnel's stream and
+// connection are given on internal/h2's HTTP/2 server, which offers
+// everyone else net/http's defaults: ServerHTTP2Config's windows, stream
+// limit and health check.
+func ServerHTTP2Tuning() h2.Tuning {
+	c := ServerHTTP2Config()
+	return h2.Tuning{
+		StreamWindow:    int32(c.MaxReceiveBufferPerStream),
+		ConnWindow:      int32(c.MaxReceiveBufferPerConnection),
+		MaxStreams:      uint32(c.MaxConcurrentStreams),
+		SendPingTimeout: c.SendPingTimeout,
+		PingTimeout:     c.PingTimeout,
 	}
 }
 

@@ -1,0 +1,73 @@
+package tunnel
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// TestTunedOnlyAfterAuth: on porta's HTTP/2 server everyone is offered
+// net/http's defaults; an authenticated tunnel then grows its stream's
+// and its connection's windows and the stream limit, and a proxy request
+// without valid credentials (answered by the website) changes nothing.
+func TestTunedOnlyAfterAuth(t *testing.T) {
+	ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
+	target := echoTarget(t)
+	tc, err := tls.Dial("tcp", ts.addr, ts.cert.ClientTLS("h2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	io.WriteString(tc, http2.ClientPreface)
+	fr := http2.NewFramer(tc, tc)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	var hbuf bytes.Buffer
+	enc := hpack.NewEncoder(&hbuf)
+	connect := func(id uint32, auth string) {
+		hbuf.Reset()
+		for _, kv := range [][2]string{{":method", "CONNECT"}, {":authority", target}, {"proxy-authorization", auth}} {
+			enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndHeaders: true})
+	}
+	// tuned reads frames for a while and reports the growth seen.
+	tuned := func() (streams map[uint32]uint32, maxStreams uint32) {
+		streams = map[uint32]uint32{}
+		tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.WindowUpdateFrame:
+				streams[f.StreamID] += f.Increment
+			case *http2.SettingsFrame:
+				if v, ok := f.Value(http2.SettingMaxConcurrentStreams); ok && !f.IsAck() {
+					maxStreams = v
+				}
+			}
+		}
+	}
+	first, _ := tuned() // the preface's
+	if first[0] != 1<<20-65535 {
+		t.Fatalf("the connection's first window: +%d, want net/http's", first[0])
+	}
+	connect(1, basicAuth(testUser, "wrong-token"))
+	if grew, limit := tuned(); len(grew) != 0 || limit != 0 {
+		t.Fatalf("a refused proxy request grew windows %v, stream limit to %d", grew, limit)
+	}
+	connect(3, basicAuth(testUser, testToken))
+	grew, limit := tuned()
+	want := ServerHTTP2Tuning()
+	if grew[3] != uint32(want.StreamWindow)-1<<20 || grew[0] != uint32(want.ConnWindow)-1<<20 || limit != want.MaxStreams {
+		t.Fatalf("an authenticated tunnel grew windows %v, stream limit to %d; want stream +%d, connection +%d, %d streams",
+			grew, limit, want.StreamWindow-1<<20, want.ConnWindow-1<<20, want.MaxStreams)
+	}
+}
