@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"io"
+	"net/http"
 	"net"
 	"testing"
 )
@@ -55,6 +56,28 @@ func BenchmarkNewConn(b *testing.B) {
 					b.Fatal(err)
 				}
 				c.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkCredentials is what every request through the Handler pays
+// for the credential check (see Handler.credentials), with and without a
+// Proxy-Authorization field.
+func BenchmarkCredentials(b *testing.B) {
+	h, err := NewHandler(HandlerConfig{Users: testUsers(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, auth := range map[string]string{"none": "", "wrong token": basicAuth(testUser, "wrong-token")} {
+		b.Run(name, func(b *testing.B) {
+			r, _ := http.NewRequest("GET", "https://localhost/", nil)
+			if auth != "" {
+				r.Header.Set("Proxy-Authorization", auth)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				h.credentials(r)
 			}
 		})
 	}

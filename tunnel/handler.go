@@ -58,7 +58,8 @@ type Handler struct {
 	pool     copybuf.Pool
 	watch    watcher
 	forward  *httputil.ReverseProxy
-	tuning   h2.Tuning // for an authenticated HTTP/2 stream on internal/h2
+	tuning   h2.Tuning  // for an authenticated HTTP/2 stream on internal/h2
+	authBufs *sync.Pool // of *authBuf
 	log      *slog.Logger
 
 	mu     sync.Mutex
@@ -101,6 +102,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	}
 	h.forward = h.newForwarder()
 	h.tuning = ServerHTTP2Tuning()
+	h.authBufs = newAuthBufs()
 	return h, nil
 }
 
@@ -129,23 +131,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve answers r, or sets up an HTTP/2 tunnel and returns its relay,
 // whose upload the caller runs and ends (see ServeHTTP).
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *relay {
+	us, ok := h.credentials(r) // for every request alike: see credentials
 	if !isProxyRequest(r) {
 		h.next.ServeHTTP(w, r)
 		return nil
 	}
-	// Exactly one Proxy-Authorization header, or the request is not ours.
-	vals := r.Header.Values("Proxy-Authorization")
-	if len(vals) != 1 {
-		h.probe.ServeHTTP(w, r)
-		return nil
-	}
-	name, token, ok := parseProxyAuth(vals[0])
-	if !ok {
-		h.probe.ServeHTTP(w, r)
-		return nil
-	}
-	us, ok := h.cfg.Users.authenticate(name, token)
-	if !ok {
+	if !ok { // exactly one valid Proxy-Authorization, or the request is not ours
 		h.probe.ServeHTTP(w, r)
 		return nil
 	}
