@@ -2,8 +2,8 @@ package tunnel
 
 import (
 	"io"
-	"net/http"
 	"net"
+	"net/http"
 	"testing"
 )
 
