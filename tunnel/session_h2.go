@@ -92,6 +92,7 @@ func (s *h2Session) open(ctx context.Context, target string) (clientStream, erro
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: h2 CONNECT: %w", err)
 	}
+	st.PadFirst() // the server pads its side likewise: see internal/h2's padding
 	return h2ClientStream{st}, nil
 }
 

@@ -29,7 +29,7 @@ func ServerHTTP2Config() *http.HTTP2Config {
 // ServerHTTP2Tuning is what an authenticated tunnel's stream and
 // connection are given on internal/h2's HTTP/2 server, which offers
 // everyone else net/http's defaults: ServerHTTP2Config's windows, stream
-// limit and health check.
+// limit and health check, and padding of the stream's first frames.
 func ServerHTTP2Tuning() h2.Tuning {
 	c := ServerHTTP2Config()
 	return h2.Tuning{
@@ -38,6 +38,7 @@ func ServerHTTP2Tuning() h2.Tuning {
 		MaxStreams:      uint32(c.MaxConcurrentStreams),
 		SendPingTimeout: c.SendPingTimeout,
 		PingTimeout:     c.PingTimeout,
+		Pad:             true,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -27,7 +28,7 @@ type ClientConn struct {
 	wmu      sync.Mutex
 	bw       *bufio.Writer
 	hbuf     bytes.Buffer
-	dataHdr  [9]byte // writeData's frame header
+	dw       dataWriter
 	henc     *hpack.Encoder
 	wpending atomic.Int32
 	werr     error // sticky, under wmu
@@ -45,16 +46,17 @@ type ClientConn struct {
 	mu                sync.Mutex
 	streams           map[uint32]*ClientStream
 	nextID            uint32
-	err               error      // why the connection ended; nil while it lives
-	cause             *ConnError // why abort is ending it: fail's error then
-	goAway            bool       // the server will take no new streams
-	goAwayErr         *ConnError // the server's GOAWAY had an error code
-	peerFrame         int        // the server's SETTINGS_MAX_FRAME_SIZE
-	peerWindow        int32      // the server's SETTINGS_INITIAL_WINDOW_SIZE
-	peerMaxHeaderList uint32     // the server's SETTINGS_MAX_HEADER_LIST_SIZE
-	outflow           int64      // connection send window
-	inflow            int64      // connection receive window left to the server
-	unacked           int64      // consumed on the connection, not yet given back
+	err               error         // why the connection ended; nil while it lives
+	cause             *ConnError    // why abort is ending it: fail's error then
+	goAway            bool          // the server will take no new streams
+	goAwayErr         *ConnError    // the server's GOAWAY had an error code
+	peerFrame         int           // the server's SETTINGS_MAX_FRAME_SIZE
+	rng               *rand.ChaCha8 // padding lengths
+	peerWindow        int32         // the server's SETTINGS_INITIAL_WINDOW_SIZE
+	peerMaxHeaderList uint32        // the server's SETTINGS_MAX_HEADER_LIST_SIZE
+	outflow           int64         // connection send window
+	inflow            int64         // connection receive window left to the server
+	unacked           int64         // consumed on the connection, not yet given back
 	blocked           map[*ClientStream]struct{}
 	resets            clientResets // streams we reset lately
 
@@ -94,6 +96,7 @@ func NewClientConn(conn net.Conn, cfg *http.HTTP2Config) (*ClientConn, error) {
 		streams:           make(map[uint32]*ClientStream),
 		nextID:            1,
 		peerFrame:         minFrame,
+		rng:               newRand(),
 		peerWindow:        initialWindow,
 		peerMaxHeaderList: math.MaxUint32,
 		outflow:           initialWindow,

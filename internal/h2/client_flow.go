@@ -83,3 +83,21 @@ func (c *ClientConn) consumed(s *ClientStream, n int) {
 		return nil
 	})
 }
+
+// pad is the padding of s's next frame of k reserved bytes, taken from
+// the windows with what they have to spare; a frame too full for it is
+// not padded (the first frames of a tunnel are small).
+func (c *ClientConn) pad(s *ClientStream, k int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	spare := min(s.outflow, c.outflow) - 1 // the pad length byte counts too
+	if !s.pad.on || k > c.peerFrame-1-255 {
+		return noPad
+	}
+	pad := s.pad.next(c.rng, k, int(min(spare, 255)))
+	if pad >= 0 {
+		s.outflow -= int64(1 + pad)
+		c.outflow -= int64(1 + pad)
+	}
+	return pad
+}

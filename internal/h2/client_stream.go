@@ -20,17 +20,18 @@ type ClientStream struct {
 	id uint32
 
 	// Under c.mu: flow control and how the stream stands.
-	outflow  int64 // send window
-	inflow   int64 // receive window left to the server
-	unacked  int64 // consumed, not yet given back
-	sentEnd  bool  // END_STREAM or RST_STREAM sent
-	recvEnd  bool  // END_STREAM received
-	final    bool  // the final (non-1xx) response is in
-	num1xx   int   // interim responses so far
-	checkLen bool  // the body is held to the response's Content-Length
-	wantLen  int64 // that Content-Length; -1: none, or not checked
-	gotLen   int64 // DATA payload received
-	werr     error // why writes fail
+	outflow  int64   // send window
+	pad      padding // what is left of its first frames to pad (PadFirst)
+	inflow   int64   // receive window left to the server
+	unacked  int64   // consumed, not yet given back
+	sentEnd  bool    // END_STREAM or RST_STREAM sent
+	recvEnd  bool    // END_STREAM received
+	final    bool    // the final (non-1xx) response is in
+	num1xx   int     // interim responses so far
+	checkLen bool    // the body is held to the response's Content-Length
+	wantLen  int64   // that Content-Length; -1: none, or not checked
+	gotLen   int64   // DATA payload received
+	werr     error   // why writes fail
 
 	respOnce sync.Once
 	respCh   chan struct{} // closed when the response (or respErr) is in
@@ -177,7 +178,11 @@ func (s *ClientStream) Write(p []byte) (int, error) {
 	for n < len(p) {
 		k, err := s.c.reserve(s, len(p)-n)
 		if err == nil {
-			err = s.c.writeData(s.id, p[n:n+k], false)
+			pad := noPad
+			if n == 0 {
+				pad = s.c.pad(s, k) // only a write's first frame is padded
+			}
+			err = s.c.writeData(s.id, p[n:n+k], pad, false)
 		}
 		if err != nil {
 			return n, err
@@ -185,6 +190,14 @@ func (s *ClientStream) Write(p []byte) (int, error) {
 		n += k
 	}
 	return n, nil
+}
+
+// PadFirst pads the stream's first DATA frames, as a tunnel's are (see
+// padding). Call it before the first Write.
+func (s *ClientStream) PadFirst() {
+	s.c.mu.Lock()
+	s.pad = newPadding()
+	s.c.mu.Unlock()
 }
 
 // CloseWrite sends END_STREAM: the server reads the end of the request.
@@ -200,7 +213,7 @@ func (s *ClientStream) CloseWrite() error {
 	s.sentEnd = true
 	s.c.streamDone(s)
 	s.c.mu.Unlock()
-	return s.c.writeData(s.id, nil, true)
+	return s.c.writeData(s.id, nil, noPad, true)
 }
 
 // Close ends the stream, resetting it (CANCEL) unless both sides had

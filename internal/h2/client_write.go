@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -37,27 +36,9 @@ func (c *ClientConn) write(f func() error) error {
 	return err
 }
 
-// writeData writes one DATA frame. The header is written by hand so that a
-// large payload goes from p to TLS without another copy (the Framer copies
-// every payload into its own buffer first).
-func (c *ClientConn) writeData(id uint32, p []byte, end bool) error {
-	return c.write(func() error {
-		// c's own header buffer, under the write lock: one on the stack
-		// would escape through bufio.Writer (an allocation per frame).
-		hdr := &c.dataHdr
-		hdr[0], hdr[1], hdr[2] = byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
-		hdr[3] = byte(http2.FrameData)
-		hdr[4] = 0
-		if end {
-			hdr[4] = byte(http2.FlagDataEndStream)
-		}
-		binary.BigEndian.PutUint32(hdr[5:], id)
-		if _, err := c.bw.Write(hdr[:]); err != nil {
-			return err
-		}
-		_, err := c.bw.Write(p)
-		return err
-	})
+// writeData writes one DATA frame, padded by pad bytes unless pad is noPad.
+func (c *ClientConn) writeData(id uint32, p []byte, pad int, end bool) error {
+	return c.write(func() error { return c.dw.write(c.bw, id, p, pad, end) })
 }
 
 // writeReset sends RST_STREAM for id.

@@ -2,12 +2,13 @@ package h2
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -63,9 +64,10 @@ type serverConn struct {
 	blocked     map[*serverStream]struct{} // writers waiting for window
 	pingSent    bool
 	pingData    [8]byte
-	healthSeen  uint64    // c.reads when the health check last looked
-	sawSettings bool      // the read loop's
-	outbox      []control // to send once mu is let go: see sendLocked
+	healthSeen  uint64        // c.reads when the health check last looked
+	sawSettings bool          // the read loop's
+	outbox      []control     // to send once mu is let go: see sendLocked
+	rng         *rand.ChaCha8 // padding lengths
 }
 
 // newServerConn prepares to serve c, whose TLS handshake gave state.
@@ -92,6 +94,7 @@ func newServerConn(srv *Server, hs *http.Server, c net.Conn, state *tls.Connecti
 		blocked:    make(map[*serverStream]struct{}),
 	}
 	sc.inflow.avail = initialWindow
+	sc.rng = newRand()
 	var out io.Writer = c
 	if sc.set.writeByteTimeout > 0 {
 		out = &deadlineWriter{conn: c, timeout: sc.set.writeByteTimeout}
@@ -320,7 +323,7 @@ func (c *serverConn) checkHealth() {
 		return
 	}
 	c.pingSent = true
-	rand.Read(c.pingData[:])
+	crand.Read(c.pingData[:])
 	data := c.pingData
 	c.health.Reset(c.set.pingTimeout)
 	c.mu.Unlock()

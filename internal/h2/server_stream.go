@@ -34,7 +34,8 @@ type serverStream struct {
 	gotTrailers bool
 	handlerDone bool
 	inflow      inflow
-	window      int32 // the receive window we give the stream: the setting, or more (Tune)
+	window      int32   // the receive window we give the stream: the setting, or more (Tune)
+	pad         padding // what is left of its first frames to pad (Tune)
 	outflow     int64
 	hasBody     bool // the request has a body (no END_STREAM on its HEADERS)
 	body        recvBuffer

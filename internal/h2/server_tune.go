@@ -31,6 +31,8 @@ type Tuning struct {
 	// check, as http.HTTP2Config's fields of those names do, unless one
 	// runs.
 	SendPingTimeout, PingTimeout time.Duration
+	// Pad pads the stream's first DATA frames (see padding).
+	Pad bool
 }
 
 // Tune grows what t names for the stream and its connection.
@@ -61,6 +63,9 @@ func (c *serverConn) tune(st *serverStream, t Tuning) {
 		c.set.maxStreams = t.MaxStreams
 		c.unacked++
 		c.sendLocked(control{kind: http2.FrameSettings, sets: []http2.Setting{{ID: http2.SettingMaxConcurrentStreams, Val: t.MaxStreams}}})
+	}
+	if t.Pad && !st.pad.on {
+		st.pad = newPadding()
 	}
 	if t.SendPingTimeout > 0 && c.health == nil {
 		c.set.sendPingTimeout = t.SendPingTimeout

@@ -85,6 +85,10 @@ func (c *serverConn) send(st *serverStream, rh *resHeaders, data []byte, end boo
 		c.maybeCloseLocked(st)
 	}
 	maxFrame := c.peerFrame
+	pad := noPad
+	if err == nil && len(data) > 0 {
+		pad = c.padLocked(st, min(len(data), maxFrame-1-255))
+	}
 	c.unlock() // what it queues waits for w.unlock
 	if err != nil {
 		return err
@@ -99,14 +103,29 @@ func (c *serverConn) send(st *serverStream, rh *resHeaders, data []byte, end boo
 	}
 	for {
 		k := min(len(data), maxFrame)
-		if err := w.writeData(st.id, data[:k], end && k == len(data)); err != nil {
+		if pad >= 0 {
+			k = min(len(data), maxFrame-1-pad)
+		}
+		if err := w.check(w.dw.write(w.bw, st.id, data[:k], pad, end && k == len(data))); err != nil {
 			return err
 		}
-		data = data[k:]
+		data, pad = data[k:], noPad // only a write's first frame is padded
 		if len(data) == 0 {
 			return nil
 		}
 	}
+}
+
+// padLocked is the padding of st's next frame of n bytes, taken from the
+// windows with what they have to spare; c.mu is held.
+func (c *serverConn) padLocked(st *serverStream, n int) int {
+	spare := min(st.outflow, c.outflow) - 1 // the pad length byte counts too
+	pad := st.pad.next(c.rng, n, int(min(spare, 255)))
+	if pad >= 0 {
+		st.outflow -= int64(1 + pad)
+		c.outflow -= int64(1 + pad)
+	}
+	return pad
 }
 
 // headerBlock encodes rh and writes it; w.mu is held.

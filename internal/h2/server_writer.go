@@ -3,7 +3,6 @@ package h2
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"io"
 	"runtime"
@@ -32,7 +31,7 @@ type frameWriter struct {
 	fr       *http2.Framer // its write half; the read loop reads with it
 	henc     *hpack.Encoder
 	hbuf     bytes.Buffer
-	dataHdr  [9]byte
+	dw       dataWriter
 	keys     []string // encodeHeaders' scratch
 	err      error    // sticky, under mu
 	yielding bool     // a writer let go of mu to flush once others wrote: it will
@@ -200,23 +199,5 @@ func (w *frameWriter) writeHeaderBlock(id uint32, end bool, maxFrame int) error 
 		block = block[len(frag):]
 		err = w.fr.WriteContinuation(id, len(block) == 0, frag)
 	}
-	return w.check(err)
-}
-
-// writeData writes one DATA frame, its header by hand so that the payload
-// goes from p to TLS without the Framer's copy; mu is held.
-func (w *frameWriter) writeData(id uint32, p []byte, end bool) error {
-	hdr := &w.dataHdr // w's own: one on the stack would escape through bufio
-	hdr[0], hdr[1], hdr[2] = byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
-	hdr[3] = byte(http2.FrameData)
-	hdr[4] = 0
-	if end {
-		hdr[4] = byte(http2.FlagDataEndStream)
-	}
-	binary.BigEndian.PutUint32(hdr[5:], id)
-	if _, err := w.bw.Write(hdr[:]); err != nil {
-		return w.check(err)
-	}
-	_, err := w.bw.Write(p)
 	return w.check(err)
 }
