@@ -37,9 +37,9 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request, us *user)
 	case 1:
 		leg, err = hijackLeg(w)
 	case 2:
-		leg, err = h2Leg(w, r)
+		leg, err = newH2Leg(w, r)
 	case 3:
-		leg, err = h3Leg(w)
+		leg, err = newH3Leg(w)
 	default:
 		err = fmt.Errorf("%w: %s", errNotSupported, r.Proto)
 	}

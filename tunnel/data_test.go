@@ -87,7 +87,7 @@ func TestHalfClose(t *testing.T) {
 			}
 			if mode == "h2stdsrv" {
 				// net/http's HTTP/2 server cannot end a response and keep
-				// reading the request: the stream is over (see h2Stream).
+				// reading the request: the stream is over (see stdH2Leg).
 				return
 			}
 			c.Write([]byte("after EOF"))

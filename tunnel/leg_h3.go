@@ -9,13 +9,13 @@ import (
 	"github.com/quic-go/quic-go/http3"
 )
 
-// h3Stream is an HTTP/3 request stream taken over after the 200, which
+// h3Leg is an HTTP/3 request stream taken over after the 200, which
 // allows a true half-close: FIN toward the client while still reading.
-type h3Stream struct {
+type h3Leg struct {
 	str *http3.Stream
 }
 
-func h3Leg(w http.ResponseWriter) (clientLeg, error) {
+func newH3Leg(w http.ResponseWriter) (clientLeg, error) {
 	hs, ok := w.(http3.HTTPStreamer)
 	if !ok {
 		return nil, fmt.Errorf("%w: HTTP/3 response writer without HTTPStream", errNotSupported)
@@ -25,24 +25,24 @@ func h3Leg(w http.ResponseWriter) (clientLeg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: sending 200: %w", err)
 	}
-	return &h3Stream{str: str}, nil
+	return &h3Leg{str: str}, nil
 }
 
-func (l *h3Stream) Read(p []byte) (int, error) { return l.str.Read(p) }
-func (l *h3Stream) Write(p []byte) error {
+func (l *h3Leg) Read(p []byte) (int, error) { return l.str.Read(p) }
+func (l *h3Leg) Write(p []byte) error {
 	_, err := l.str.Write(p)
 	return err
 }
-func (l *h3Stream) CloseWrite() bool {
+func (l *h3Leg) CloseWrite() bool {
 	l.str.Close()
 	return true
 }
-func (l *h3Stream) StopRead() { l.str.SetReadDeadline(time.Now()) }
-func (l *h3Stream) Abort() {
+func (l *h3Leg) StopRead() { l.str.SetReadDeadline(time.Now()) }
+func (l *h3Leg) Abort() {
 	l.str.CancelRead(quic.StreamErrorCode(http3.ErrCodeConnectError))
 	l.str.CancelWrite(quic.StreamErrorCode(http3.ErrCodeConnectError))
 }
-func (l *h3Stream) Finish() {
+func (l *h3Leg) Finish() {
 	l.str.CancelRead(quic.StreamErrorCode(http3.ErrCodeNoError)) // no-op after EOF
 	l.str.Close()
 }
