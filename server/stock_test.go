@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"crypto/tls"
-	"fmt"
 	"io"
 	"log"
 	"net"
@@ -12,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porta443/porta/internal/h2/h2test"
 	"github.com/porta443/porta/internal/testenv"
 	"github.com/porta443/porta/server"
-	"golang.org/x/net/http2"
 )
 
 // TestHTTP2LooksStock: what a client sees of HTTP/2 before it sends a
@@ -63,34 +62,18 @@ func stockServer(t *testing.T) string {
 // and WINDOW_UPDATE before any request (in a stable order).
 func firstFrames(t *testing.T, addr string) string {
 	t.Helper()
-	tc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
+	c := h2test.Dial(t, addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	defer c.Close()
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("ALPN %q", p)
 	}
-	defer tc.Close()
-	if tc.ConnectionState().NegotiatedProtocol != "h2" {
-		t.Fatalf("ALPN %q", tc.ConnectionState().NegotiatedProtocol)
-	}
-	io.WriteString(tc, http2.ClientPreface)
-	fr := http2.NewFramer(tc, tc)
-	fr.WriteSettings()
 	var seen []string
-	tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	for {
-		f, err := fr.ReadFrame()
+		f, err := c.Next(500 * time.Millisecond)
 		if err != nil {
 			break // the server has said what it says unasked
 		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			var s []string
-			f.ForeachSetting(func(x http2.Setting) error { s = append(s, x.String()); return nil })
-			seen = append(seen, fmt.Sprintf("SETTINGS ack=%v %s", f.IsAck(), strings.Join(s, " ")))
-		case *http2.WindowUpdateFrame:
-			seen = append(seen, fmt.Sprintf("WINDOW_UPDATE stream=%d +%d", f.StreamID, f.Increment))
-		default:
-			seen = append(seen, fmt.Sprintf("%v", f.Header()))
-		}
+		seen = append(seen, h2test.Describe(f))
 	}
 	slices.Sort(seen)
 	return strings.Join(seen, "\n")

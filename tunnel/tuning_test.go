@@ -1,14 +1,11 @@
 package tunnel
 
 import (
-	"bytes"
-	"crypto/tls"
-	"io"
 	"testing"
 	"time"
 
+	"github.com/porta443/porta/internal/h2/h2test"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // TestTunedOnlyAfterAuth: on porta's HTTP/2 server everyone is offered
@@ -19,31 +16,17 @@ import (
 func TestTunedOnlyAfterAuth(t *testing.T) {
 	ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
 	target := echoTarget(t)
-	tc, err := tls.Dial("tcp", ts.addr, ts.cert.ClientTLS("h2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	io.WriteString(tc, http2.ClientPreface)
-	fr := http2.NewFramer(tc, tc)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings()
-	var hbuf bytes.Buffer
-	enc := hpack.NewEncoder(&hbuf)
+	c := h2test.Dial(t, ts.addr, ts.cert.ClientTLS("h2"))
 	connect := func(id uint32, auth string) {
-		hbuf.Reset()
-		for _, kv := range [][2]string{{":method", "CONNECT"}, {":authority", target}, {"proxy-authorization", auth}} {
-			enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
-		}
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndHeaders: true})
+		c.Headers(id, false, ":method", "CONNECT", ":authority", target, "proxy-authorization", auth)
 	}
 	// tunedAndPadded reads frames for a while and reports the growth seen,
 	// and whether stream 3's DATA came padded.
 	tunedAndPadded := func() (streams map[uint32]uint32, maxStreams uint32, pad bool) {
 		streams = map[uint32]uint32{}
-		tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		deadline := time.Now().Add(500 * time.Millisecond)
 		for {
-			f, err := fr.ReadFrame()
+			f, err := c.Next(time.Until(deadline))
 			if err != nil {
 				return
 			}
@@ -74,7 +57,7 @@ func TestTunedOnlyAfterAuth(t *testing.T) {
 		t.Fatalf("a refused proxy request grew windows %v, stream limit to %d", grew, limit)
 	}
 	connect(3, basicAuth(testUser, testToken))
-	fr.WriteData(3, false, []byte("ping"))
+	c.WriteData(3, false, []byte("ping"))
 	grew, limit, padded := tunedAndPadded()
 	want := ServerHTTP2Tuning()
 	if !padded {

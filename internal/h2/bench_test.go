@@ -23,8 +23,8 @@ func BenchmarkRequest(b *testing.B) {
 		w.Write(answer)
 	}))
 	rc := dialRaw(b, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
-	rc.fr.WriteWindowUpdate(0, 1<<30)
-	rc.fr.WriteSettingsAck()
+	rc.WriteWindowUpdate(0, 1<<30)
+	rc.WriteSettingsAck()
 	const inflight = 25
 	path := "/dns-query?dns=q80BAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB"
 	extra := []string{"accept", "application/dns-message", "user-agent", "bench"}
@@ -33,7 +33,7 @@ func BenchmarkRequest(b *testing.B) {
 	go func() {
 		n := 0
 		for n < b.N {
-			f, err := rc.read(30 * time.Second)
+			f, err := rc.Next(30 * time.Second)
 			if err != nil {
 				done <- err
 				return
@@ -56,7 +56,7 @@ func BenchmarkRequest(b *testing.B) {
 	id := uint32(1)
 	for i := 0; i < b.N; i++ {
 		sem <- struct{}{}
-		rc.request(id, "GET", path, true, extra...)
+		rc.Request(id, "GET", path, true, extra...)
 		id += 2
 	}
 	if err := <-done; err != nil && err != io.EOF {

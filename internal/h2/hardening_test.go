@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porta443/porta/internal/h2/h2test"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // The hardening net/http's HTTP/2 server has, each shown on both servers
@@ -54,15 +54,15 @@ func TestRapidReset(t *testing.T) {
 	eachServer(t, h, func(t *testing.T, ts *testServer) {
 		peak.Store(0)
 		rc := dialRaw(t, ts)
-		rc.until(5*time.Second, "SETTINGS", func(f http2.Frame) bool { s, ok := f.(*http2.SettingsFrame); return ok && !s.IsAck() })
-		rc.fr.WriteSettingsAck()
+		rc.Until(5*time.Second, "SETTINGS", func(f http2.Frame) bool { s, ok := f.(*http2.SettingsFrame); return ok && !s.IsAck() })
+		rc.WriteSettingsAck()
 		id := uint32(1)
 		for range 6 * limit {
-			rc.request(id, "GET", "/", true)
-			rc.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+			rc.Request(id, "GET", "/", true)
+			rc.WriteRSTStream(id, http2.ErrCodeCancel)
 			id += 2
 		}
-		if code := rc.goAway(10 * time.Second); code != http2.ErrCodeEnhanceYourCalm {
+		if code := rc.GoAway(10 * time.Second); code != http2.ErrCodeEnhanceYourCalm {
 			t.Fatalf("GOAWAY %v, want ENHANCE_YOUR_CALM", code)
 		}
 		if p := peak.Load(); p > limit {
@@ -98,18 +98,18 @@ func stillServesWith(t *testing.T, ts *testServer, release chan struct{}) {
 func TestContinuationFlood(t *testing.T) {
 	eachServer(t, okHandler(), func(t *testing.T, ts *testServer) {
 		rc := dialRaw(t, ts)
-		first := rc.block(":method", "GET", ":scheme", "https", ":authority", "localhost", ":path", "/")
-		if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first}); err != nil {
+		first := rc.Block(":method", "GET", ":scheme", "https", ":authority", "localhost", ":path", "/")
+		if err := rc.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first}); err != nil {
 			t.Fatal(err)
 		}
-		junk := rc.block("x-junk", strings.Repeat("a", 8000))
+		junk := rc.Block("x-junk", strings.Repeat("a", 8000))
 		sent := 0
 		for ; sent < 10000; sent++ { // 80 MB, far past the 96 KiB limit
-			if err := rc.fr.WriteContinuation(1, false, junk); err != nil {
+			if err := rc.WriteContinuation(1, false, junk); err != nil {
 				break // the server hung up
 			}
 		}
-		if !rc.closedWithin(10 * time.Second) {
+		if !rc.ClosedWithin(10 * time.Second) {
 			t.Fatalf("the connection is still open after %d CONTINUATION frames", sent)
 		}
 		if sent*len(junk) > 8<<20 {
@@ -126,23 +126,19 @@ func TestContinuationFlood(t *testing.T) {
 func TestHPACKBomb(t *testing.T) {
 	eachServer(t, okHandler(), func(t *testing.T, ts *testServer) {
 		rc := dialRaw(t, ts)
-		rc.hbuf.Reset()
-		for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"}, {Name: ":authority", Value: "localhost"}, {Name: ":path", Value: "/"}} {
-			rc.henc.WriteField(f)
-		}
-		rc.henc.WriteField(hpack.HeaderField{Name: "x-bomb", Value: strings.Repeat("b", 3000)}) // enters the table
-		block := bytes.Clone(rc.hbuf.Bytes())
+		block := rc.Block(":method", "GET", ":scheme", "https", ":authority", "localhost", ":path", "/",
+			"x-bomb", strings.Repeat("b", 3000)) // enters the table
 		idx := byte(0x80 | 62) // indexed: the newest dynamic entry
 		block = append(block, bytes.Repeat([]byte{idx}, 2000)...)
 		if len(block) > 16384 {
 			t.Fatalf("block of %d bytes", len(block))
 		}
-		rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndStream: true, EndHeaders: true})
-		if s := rc.status(1, 10*time.Second); s != "431" { // 6 MB decoded, against 96 KiB
+		rc.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndStream: true, EndHeaders: true})
+		if s := rc.Status(1, 10*time.Second); s != "431" { // 6 MB decoded, against 96 KiB
 			t.Fatalf("status %s, want 431", s)
 		}
-		rc.request(3, "GET", "/", true)
-		if s := rc.status(3, 10*time.Second); s != "200" {
+		rc.Request(3, "GET", "/", true)
+		if s := rc.Status(3, 10*time.Second); s != "200" {
 			t.Fatalf("after the bomb: status %s", s)
 		}
 	}, func(hs *http.Server) { hs.MaxHeaderBytes = 96 << 10 })
@@ -155,11 +151,11 @@ func TestPingFlood(t *testing.T) {
 		rc := stallWrites(t, ts)
 		var err error
 		for i := 0; i < 200000 && err == nil; i++ {
-			err = rc.fr.WritePing(false, [8]byte{byte(i), byte(i >> 8)})
+			err = rc.WritePing(false, [8]byte{byte(i), byte(i >> 8)})
 		}
 		// The flood may all have fit in the socket buffers: see that the
 		// connection was cut, by reading.
-		if err == nil && !rc.closedWithin(20*time.Second) {
+		if err == nil && !rc.ClosedWithin(20*time.Second) {
 			t.Fatal("the connection survived the flood")
 		}
 		stillServes(t, ts)
@@ -174,7 +170,7 @@ func TestSettingsFlood(t *testing.T) {
 	eachServer(t, bigHandler(), func(t *testing.T, ts *testServer) {
 		rc := stallWrites(t, ts)
 		for i := range 50000 {
-			if err := rc.fr.WriteSettings(http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: uint32(1<<20 + i)}); err != nil {
+			if err := rc.WriteSettings(http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: uint32(1<<20 + i)}); err != nil {
 				t.Fatalf("the server stopped reading: %v", err)
 			}
 		}
@@ -183,9 +179,9 @@ func TestSettingsFlood(t *testing.T) {
 				t.Fatalf("%d control frames queued after the flood", n)
 			}
 		}
-		rc.fr.WriteRSTStream(1, http2.ErrCodeCancel)
-		rc.request(3, "GET", "/small", true)
-		if s := rc.status(3, 20*time.Second); s != "200" {
+		rc.WriteRSTStream(1, http2.ErrCodeCancel)
+		rc.Request(3, "GET", "/small", true)
+		if s := rc.Status(3, 20*time.Second); s != "200" {
 			t.Fatalf("after the flood: %s", s)
 		}
 	})
@@ -205,10 +201,10 @@ func bigHandler() http.Handler {
 
 // stallWrites makes the server's writes wait on a connection: a large
 // response that the client does not read, with room in every window.
-func stallWrites(t *testing.T, ts *testServer) *rawConn {
+func stallWrites(t *testing.T, ts *testServer) *h2test.Client {
 	rc := dialRaw(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-	rc.fr.WriteWindowUpdate(0, 1<<31-1-65535)
-	rc.request(1, "GET", "/", true)
+	rc.WriteWindowUpdate(0, 1<<31-1-65535)
+	rc.Request(1, "GET", "/", true)
 	time.Sleep(200 * time.Millisecond) // for the socket buffers to fill
 	return rc
 }
@@ -233,16 +229,16 @@ func TestWindowUpdateFlood(t *testing.T) {
 	eachServer(t, okHandler(), func(t *testing.T, ts *testServer) {
 		rc := dialRaw(t, ts)
 		for range 100000 {
-			if err := rc.fr.WriteWindowUpdate(0, 1); err != nil {
+			if err := rc.WriteWindowUpdate(0, 1); err != nil {
 				t.Fatal(err)
 			}
 		}
-		rc.request(1, "GET", "/", true)
-		if s := rc.status(1, 10*time.Second); s != "200" {
+		rc.Request(1, "GET", "/", true)
+		if s := rc.Status(1, 10*time.Second); s != "200" {
 			t.Fatalf("status %s during the flood", s)
 		}
-		rc.fr.WriteWindowUpdate(0, 1<<31-1)
-		if code := rc.goAway(10 * time.Second); code != http2.ErrCodeFlowControl {
+		rc.WriteWindowUpdate(0, 1<<31-1)
+		if code := rc.GoAway(10 * time.Second); code != http2.ErrCodeFlowControl {
 			t.Fatalf("GOAWAY %v, want FLOW_CONTROL_ERROR", code)
 		}
 		stillServes(t, ts)
@@ -262,14 +258,14 @@ func TestStreamLimit(t *testing.T) {
 	eachServer(t, h, func(t *testing.T, ts *testServer) {
 		rc := dialRaw(t, ts)
 		for i := range limit + 1 {
-			rc.request(uint32(1+2*i), "GET", "/", true)
+			rc.Request(uint32(1+2*i), "GET", "/", true)
 		}
-		if code := rc.reset(1+2*limit, 10*time.Second); code != http2.ErrCodeRefusedStream {
+		if code := rc.Reset(1+2*limit, 10*time.Second); code != http2.ErrCodeRefusedStream {
 			t.Fatalf("the stream past the limit, before SETTINGS ack: %v, want REFUSED_STREAM", code)
 		}
-		rc.fr.WriteSettingsAck()
-		rc.request(3+2*limit, "GET", "/", true)
-		if code := rc.reset(3+2*limit, 10*time.Second); code != http2.ErrCodeProtocol {
+		rc.WriteSettingsAck()
+		rc.Request(3+2*limit, "GET", "/", true)
+		if code := rc.Reset(3+2*limit, 10*time.Second); code != http2.ErrCodeProtocol {
 			t.Fatalf("the stream past the limit, after SETTINGS ack: %v, want PROTOCOL_ERROR", code)
 		}
 		for range limit {
@@ -277,7 +273,7 @@ func TestStreamLimit(t *testing.T) {
 		}
 		answered := map[uint32]string{}
 		for len(answered) < limit {
-			f := rc.until(10*time.Second, "responses", func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok })
+			f := rc.Until(10*time.Second, "responses", func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok })
 			mh := f.(*http2.MetaHeadersFrame)
 			answered[mh.StreamID] = mh.PseudoValue("status")
 		}
@@ -303,14 +299,14 @@ func TestHeaderListLimit(t *testing.T) {
 			for j := range n {
 				extra = append(extra, "x-big-"+strconv.Itoa(j), strings.Repeat("v", 4000))
 			}
-			rc.request(1, "GET", "/", true, extra...)
+			rc.Request(1, "GET", "/", true, extra...)
 			if n == 10 {
-				if s := rc.status(1, 10*time.Second); s != "431" {
+				if s := rc.Status(1, 10*time.Second); s != "431" {
 					t.Fatalf("%d fields: status %s, want 431", n, s)
 				}
 				continue
 			}
-			if code := rc.goAway(10 * time.Second); code != http2.ErrCodeProtocol {
+			if code := rc.GoAway(10 * time.Second); code != http2.ErrCodeProtocol {
 				t.Fatalf("%d fields: GOAWAY %v, want PROTOCOL_ERROR", n, code)
 			}
 		}
@@ -326,7 +322,7 @@ func TestSlowClients(t *testing.T) {
 	ts := startServer(t, okHandler(), srv)
 	t.Run("no preface", func(t *testing.T) {
 		rc := dialRaw(t, ts)
-		rc.tc.Close()
+		rc.Close()
 		tc := dialTLS(t, ts)
 		start := time.Now()
 		if _, err := io.ReadAll(tc); err != nil {
@@ -360,15 +356,15 @@ func TestIdleTimeout(t *testing.T) {
 	eachServer(t, h, func(t *testing.T, ts *testServer) {
 		idle := dialRaw(t, ts)
 		busy := dialRaw(t, ts)
-		busy.request(1, "GET", "/wait", true)
-		if code := idle.goAway(10 * time.Second); code != http2.ErrCodeNo {
+		busy.Request(1, "GET", "/wait", true)
+		if code := idle.GoAway(10 * time.Second); code != http2.ErrCodeNo {
 			t.Fatalf("GOAWAY %v, want NO_ERROR", code)
 		}
-		if !idle.closedWithin(10 * time.Second) {
+		if !idle.ClosedWithin(10 * time.Second) {
 			t.Fatal("the idle connection stays open")
 		}
 		release <- struct{}{}
-		if s := busy.status(1, 10*time.Second); s != "200" {
+		if s := busy.Status(1, 10*time.Second); s != "200" {
 			t.Fatalf("the busy connection: %s", s)
 		}
 	}, func(hs *http.Server) { hs.IdleTimeout = 300 * time.Millisecond })
@@ -379,14 +375,14 @@ func TestIdleTimeout(t *testing.T) {
 func TestPingHealthCheck(t *testing.T) {
 	eachServer(t, okHandler(), func(t *testing.T, ts *testServer) {
 		rc := dialRaw(t, ts)
-		rc.until(10*time.Second, "PING", func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && !p.IsAck() })
-		if !rc.closedWithin(10 * time.Second) {
+		rc.Until(10*time.Second, "PING", func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && !p.IsAck() })
+		if !rc.ClosedWithin(10 * time.Second) {
 			t.Fatal("the connection stays open without an answer to PING")
 		}
 		answering := dialRaw(t, ts)
 		deadline := time.Now().Add(1500 * time.Millisecond)
 		for time.Now().Before(deadline) {
-			f, err := answering.read(time.Until(deadline))
+			f, err := answering.Next(time.Until(deadline))
 			if err != nil {
 				if closed := !strings.Contains(err.Error(), "timeout"); closed {
 					t.Fatalf("a client that answers PINGs was cut off: %v", err)
@@ -394,7 +390,7 @@ func TestPingHealthCheck(t *testing.T) {
 				break
 			}
 			if p, ok := f.(*http2.PingFrame); ok && !p.IsAck() {
-				answering.fr.WritePing(true, p.Data)
+				answering.WritePing(true, p.Data)
 			}
 		}
 	}, withHTTP2(http.HTTP2Config{SendPingTimeout: 200 * time.Millisecond, PingTimeout: 200 * time.Millisecond}))

@@ -64,11 +64,11 @@ func TestServerPadsTunedStreams(t *testing.T) {
 	}))
 	for _, path := range []string{"/tuned", "/plain"} {
 		rc := dialRaw(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
-		rc.fr.WriteWindowUpdate(0, 1<<20)
-		rc.request(1, "GET", path, true)
+		rc.WriteWindowUpdate(0, 1<<20)
+		rc.Request(1, "GET", path, true)
 		var frames []*http2.DataFrame
 		for {
-			f := rc.until(10*time.Second, "DATA", func(f http2.Frame) bool { _, ok := f.(*http2.DataFrame); return ok }).(*http2.DataFrame)
+			f := rc.Until(10*time.Second, "DATA", func(f http2.Frame) bool { _, ok := f.(*http2.DataFrame); return ok }).(*http2.DataFrame)
 			if len(f.Data()) > 0 {
 				frames = append(frames, copyData(f)) // the Framer reuses its frames
 			}

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/porta443/porta/internal/h2/h2test"
 	"golang.org/x/net/http2"
 )
 
@@ -18,17 +20,17 @@ import (
 type parityCase struct {
 	name    string
 	handler http.HandlerFunc
-	send    func(rc *rawConn) // the request, on stream 1
+	send    func(rc *h2test.Client) // the request, on stream 1
 }
 
-func get(path string, extra ...string) func(rc *rawConn) {
-	return func(rc *rawConn) { rc.request(1, "GET", path, true, extra...) }
+func get(path string, extra ...string) func(rc *h2test.Client) {
+	return func(rc *h2test.Client) { rc.Request(1, "GET", path, true, extra...) }
 }
 
-func post(body string, extra ...string) func(rc *rawConn) {
-	return func(rc *rawConn) {
-		rc.request(1, "POST", "/", false, extra...)
-		rc.fr.WriteData(1, true, []byte(body))
+func post(body string, extra ...string) func(rc *h2test.Client) {
+	return func(rc *h2test.Client) {
+		rc.Request(1, "POST", "/", false, extra...)
+		rc.WriteData(1, true, []byte(body))
 	}
 }
 
@@ -36,7 +38,7 @@ var parityCases = []parityCase{
 	{"small body", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }, get("/")},
 	{"not found", http.NotFound, get("/x")},
 	{"error page", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) }, get("/")},
-	{"HEAD", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }, func(rc *rawConn) { rc.request(1, "HEAD", "/", true) }},
+	{"HEAD", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }, func(rc *h2test.Client) { rc.Request(1, "HEAD", "/", true) }},
 	{"fields sorted", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-B", "2")
@@ -91,13 +93,13 @@ var parityCases = []parityCase{
 		io.WriteString(w, "page")
 	}, get("/")},
 	{"post echo", func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) }, post("ping")},
-	{"100-continue", func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) }, func(rc *rawConn) {
-		rc.request(1, "POST", "/", false, "expect", "100-continue", "content-length", "4")
+	{"100-continue", func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) }, func(rc *h2test.Client) {
+		rc.Request(1, "POST", "/", false, "expect", "100-continue", "content-length", "4")
 		time.Sleep(100 * time.Millisecond) // the 100 goes out when the handler reads
-		rc.fr.WriteData(1, true, []byte("ping"))
+		rc.WriteData(1, true, []byte("ping"))
 	}},
-	{"body left unread", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "early") }, func(rc *rawConn) {
-		rc.request(1, "POST", "/", false)
+	{"body left unread", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "early") }, func(rc *h2test.Client) {
+		rc.Request(1, "POST", "/", false)
 	}},
 	{"connection close", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
@@ -113,17 +115,17 @@ var parityCases = []parityCase{
 	{"file server range", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "f.txt", time.Unix(1e9, 0), strings.NewReader(strings.Repeat("0123456789", 100)))
 	}, get("/f.txt", "range", "bytes=10-19")},
-	{"OPTIONS *", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "not for *") }, func(rc *rawConn) {
-		rc.request(1, "OPTIONS", "*", true)
+	{"OPTIONS *", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "not for *") }, func(rc *h2test.Client) {
+		rc.Request(1, "OPTIONS", "*", true)
 	}},
-	{"malformed: no path", func(w http.ResponseWriter, r *http.Request) {}, func(rc *rawConn) {
-		rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.block(":method", "GET", ":scheme", "https", ":authority", "localhost"), EndStream: true, EndHeaders: true})
+	{"malformed: no path", func(w http.ResponseWriter, r *http.Request) {}, func(rc *h2test.Client) {
+		rc.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.Block(":method", "GET", ":scheme", "https", ":authority", "localhost"), EndStream: true, EndHeaders: true})
 	}},
-	{"CONNECT", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "%s %s %q", r.Method, r.Host, r.URL.Path) }, func(rc *rawConn) {
-		rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.block(":method", "CONNECT", ":authority", "example.com:443"), EndStream: true, EndHeaders: true})
+	{"CONNECT", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "%s %s %q", r.Method, r.Host, r.URL.Path) }, func(rc *h2test.Client) {
+		rc.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.Block(":method", "CONNECT", ":authority", "example.com:443"), EndStream: true, EndHeaders: true})
 	}},
-	{"extended CONNECT refused", func(w http.ResponseWriter, r *http.Request) {}, func(rc *rawConn) {
-		rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.block(":method", "CONNECT", ":protocol", "websocket", ":scheme", "https", ":authority", "localhost", ":path", "/"), EndStream: true, EndHeaders: true})
+	{"extended CONNECT refused", func(w http.ResponseWriter, r *http.Request) {}, func(rc *h2test.Client) {
+		rc.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.Block(":method", "CONNECT", ":protocol", "websocket", ":scheme", "https", ":authority", "localhost", ":path", "/"), EndStream: true, EndHeaders: true})
 	}},
 }
 
@@ -142,26 +144,26 @@ func TestParityWithNetHTTP(t *testing.T) {
 // transcript sends a request and writes down what comes back: the
 // connection's first frames, then stream 1's frames until it ends (Date
 // values left out, as they change).
-func transcript(t *testing.T, ts *testServer, send func(rc *rawConn)) string {
+func transcript(t *testing.T, ts *testServer, send func(rc *h2test.Client)) string {
 	rc := dialRaw(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
-	rc.fr.WriteWindowUpdate(0, 1<<20)
+	rc.WriteWindowUpdate(0, 1<<20)
 	var b strings.Builder
 	// The server's SETTINGS, its connection WINDOW_UPDATE and the ack of
 	// ours come in an order that depends on scheduling: sorted.
 	var first []string
 	for len(first) < 3 {
-		f, err := rc.read(5 * time.Second)
+		f, err := rc.Next(5 * time.Second)
 		if err != nil {
 			t.Fatalf("first frames: %v", err)
 		}
-		first = append(first, describe(f))
+		first = append(first, h2test.Describe(f))
 	}
-	sortStrings(first)
+	slices.Sort(first)
 	b.WriteString(strings.Join(first, "\n") + "\n")
-	rc.fr.WriteSettingsAck()
+	rc.WriteSettingsAck()
 	send(rc)
 	for {
-		f, err := rc.read(5 * time.Second)
+		f, err := rc.Next(5 * time.Second)
 		if err != nil {
 			fmt.Fprintf(&b, "read: %v\n", closedOrTimeout(err))
 			break
@@ -169,12 +171,12 @@ func transcript(t *testing.T, ts *testServer, send func(rc *rawConn)) string {
 		if f.Header().StreamID == 0 && !isGoAway(f) {
 			continue // window updates for the request body
 		}
-		b.WriteString(describe(f) + "\n")
+		b.WriteString(h2test.Describe(f) + "\n")
 		if f.Header().Flags.Has(http2.FlagDataEndStream) && f.Header().Type != http2.FrameSettings || isGoAway(f) || f.Header().Type == http2.FrameRSTStream {
 			if f.Header().Type != http2.FrameRSTStream {
 				// A reset may follow an END_STREAM (a body left unread).
-				if f2, err := rc.read(300 * time.Millisecond); err == nil && f2.Header().Type == http2.FrameRSTStream {
-					b.WriteString(describe(f2) + "\n")
+				if f2, err := rc.Next(300 * time.Millisecond); err == nil && f2.Header().Type == http2.FrameRSTStream {
+					b.WriteString(h2test.Describe(f2) + "\n")
 				}
 			}
 			break
@@ -190,40 +192,4 @@ func closedOrTimeout(err error) string {
 		return "timeout"
 	}
 	return "closed"
-}
-
-func describe(f http2.Frame) string {
-	h := f.Header()
-	s := fmt.Sprintf("%v stream=%d flags=%v", h.Type, h.StreamID, h.Flags)
-	switch f := f.(type) {
-	case *http2.SettingsFrame:
-		var sets []string
-		f.ForeachSetting(func(s http2.Setting) error { sets = append(sets, s.String()); return nil })
-		s += " " + strings.Join(sets, ",")
-	case *http2.WindowUpdateFrame:
-		s += fmt.Sprintf(" +%d", f.Increment)
-	case *http2.MetaHeadersFrame:
-		for _, hf := range f.Fields {
-			v := hf.Value
-			if hf.Name == "date" {
-				v = "<date>"
-			}
-			s += fmt.Sprintf("\n  %s: %s", hf.Name, v)
-		}
-	case *http2.DataFrame:
-		s += fmt.Sprintf(" len=%d", len(f.Data()))
-	case *http2.RSTStreamFrame:
-		s += " " + f.ErrCode.String()
-	case *http2.GoAwayFrame:
-		s += fmt.Sprintf(" last=%d %v", f.LastStreamID, f.ErrCode)
-	}
-	return s
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }

@@ -203,15 +203,15 @@ func TestReset(t *testing.T) {
 		readErr <- err
 	}))
 	rc := dialRaw(t, ts)
-	rc.request(1, "POST", "/", false)
-	if code := rc.reset(1, 10*time.Second); code != http2.ErrCodeConnect {
+	rc.Request(1, "POST", "/", false)
+	if code := rc.Reset(1, 10*time.Second); code != http2.ErrCodeConnect {
 		t.Fatalf("RST_STREAM %v, want CONNECT_ERROR", code)
 	}
 	if err := <-readErr; err == nil {
 		t.Fatal("the body read ended without an error")
 	}
-	rc.request(3, "GET", "/", true) // the connection goes on
-	if s := rc.status(3, 10*time.Second); s != "200" {
+	rc.Request(3, "GET", "/", true) // the connection goes on
+	if s := rc.Status(3, 10*time.Second); s != "200" {
 		t.Fatalf("next stream: %s", s)
 	}
 }
@@ -232,7 +232,7 @@ func TestDeadlines(t *testing.T) {
 		w.Write(make([]byte, 1<<20)) // the client's window is 64 KiB
 	}))
 	rc := dialRaw(t, ts)
-	rc.request(1, "POST", "/read", false)
+	rc.Request(1, "POST", "/read", false)
 	select {
 	case err := <-readErr:
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -241,8 +241,8 @@ func TestDeadlines(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the read deadline did not end the read")
 	}
-	rc.request(3, "GET", "/write", true)
-	if code := rc.reset(3, 10*time.Second); code != http2.ErrCodeInternal {
+	rc.Request(3, "GET", "/write", true)
+	if code := rc.Reset(3, 10*time.Second); code != http2.ErrCodeInternal {
 		t.Fatalf("RST_STREAM %v, want INTERNAL_ERROR", code)
 	}
 }
@@ -261,19 +261,19 @@ func TestGracefulShutdown(t *testing.T) {
 	}))
 	ts.h2.goAwayTimeout = 10 * time.Millisecond
 	rc := dialRaw(t, ts)
-	rc.request(1, "GET", "/slow", true)
+	rc.Request(1, "GET", "/slow", true)
 	<-started
 	shut := make(chan error, 1)
 	go func() { shut <- ts.hs.Shutdown(context.Background()) }()
-	if code := rc.goAway(10 * time.Second); code != http2.ErrCodeNo {
+	if code := rc.GoAway(10 * time.Second); code != http2.ErrCodeNo {
 		t.Fatalf("GOAWAY %v", code)
 	}
-	rc.request(3, "GET", "/", true) // after the GOAWAY's last stream: dropped
+	rc.Request(3, "GET", "/", true) // after the GOAWAY's last stream: dropped
 	close(release)
-	if s := rc.status(1, 10*time.Second); s != "200" {
+	if s := rc.Status(1, 10*time.Second); s != "200" {
 		t.Fatalf("the stream in flight: %s", s)
 	}
-	if !rc.closedWithin(10 * time.Second) {
+	if !rc.ClosedWithin(10 * time.Second) {
 		t.Fatal("the connection stays open after its last stream")
 	}
 	select {
@@ -296,13 +296,13 @@ func TestClientGoAway(t *testing.T) {
 	}))
 	ts.h2.goAwayTimeout = 10 * time.Millisecond
 	rc := dialRaw(t, ts)
-	rc.request(1, "GET", "/", true)
-	rc.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+	rc.Request(1, "GET", "/", true)
+	rc.WriteGoAway(0, http2.ErrCodeNo, nil)
 	close(release)
-	if s := rc.status(1, 10*time.Second); s != "200" {
+	if s := rc.Status(1, 10*time.Second); s != "200" {
 		t.Fatalf("the open stream: %s", s)
 	}
-	if !rc.closedWithin(10 * time.Second) {
+	if !rc.ClosedWithin(10 * time.Second) {
 		t.Fatal("the connection stays open")
 	}
 }
@@ -322,13 +322,13 @@ func TestTune(t *testing.T) {
 		io.Copy(io.Discard, r.Body)
 	}))
 	rc := dialRaw(t, ts)
-	rc.request(1, "POST", "/", false)
-	rc.status(1, 10*time.Second)
-	rc.request(3, "POST", "/tune", false)
+	rc.Request(1, "POST", "/", false)
+	rc.Status(1, 10*time.Second)
+	rc.Request(3, "POST", "/tune", false)
 	var streamGrow, connGrow uint32
 	var maxStreams uint32
 	for streamGrow == 0 || connGrow == 0 || maxStreams == 0 {
-		switch f := rc.until(10*time.Second, "the tuning", func(http2.Frame) bool { return true }).(type) {
+		switch f := rc.Until(10*time.Second, "the tuning", func(http2.Frame) bool { return true }).(type) {
 		case *http2.WindowUpdateFrame:
 			switch f.StreamID {
 			case 0:
@@ -349,11 +349,11 @@ func TestTune(t *testing.T) {
 	if streamGrow != 4<<20-1<<20 || connGrow != 16<<20-1<<20 || maxStreams != 1000 {
 		t.Fatalf("grew the stream by %d, the connection by %d, streams to %d", streamGrow, connGrow, maxStreams)
 	}
-	rc.until(10*time.Second, "a PING", func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && !p.IsAck() })
+	rc.Until(10*time.Second, "a PING", func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && !p.IsAck() })
 	other := dialRaw(t, ts)
-	other.request(1, "GET", "/", true)
-	other.status(1, 10*time.Second)
-	if f, err := other.read(500 * time.Millisecond); err == nil {
+	other.Request(1, "GET", "/", true)
+	other.Status(1, 10*time.Second)
+	if f, err := other.Next(500 * time.Millisecond); err == nil {
 		if _, ok := f.(*http2.DataFrame); !ok {
 			t.Fatalf("another connection got %v", f)
 		}

@@ -4,7 +4,6 @@
 package h2test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/porta443/porta/internal/testenv"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // Script is what a scripted server does on each connection.
@@ -130,20 +128,16 @@ func (s *Server) serve(nc net.Conn, script Script) {
 // lets the script write frames that break the rules.
 type Conn struct {
 	net.Conn
-	*http2.Framer
+	frames
 	srv   *Server
 	noAck bool
-	enc   *hpack.Encoder
-	buf   bytes.Buffer
 }
 
 func newConn(srv *Server, nc net.Conn, noAck bool) *Conn {
 	c := &Conn{Conn: nc, srv: srv, noAck: noAck}
-	c.Framer = http2.NewFramer(nc, nc)
+	c.frames = newFrames(nc)
 	c.Framer.AllowIllegalWrites = true
-	c.Framer.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.Framer.MaxHeaderListSize = 1 << 20
-	c.enc = hpack.NewEncoder(&c.buf)
 	return c
 }
 
@@ -197,40 +191,6 @@ func (c *Conn) NextData() (*http2.DataFrame, error) {
 			return d, nil
 		}
 	}
-}
-
-// Block is the HPACK header block of fields, given as name, value pairs,
-// encoded with the connection's encoder: send it, or the client's
-// decoder falls out of step.
-func (c *Conn) Block(fields ...string) []byte {
-	if len(fields)%2 != 0 {
-		panic("h2test: Block wants name, value pairs")
-	}
-	c.buf.Reset()
-	for i := 0; i < len(fields); i += 2 {
-		c.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
-	}
-	return bytes.Clone(c.buf.Bytes())
-}
-
-// Headers sends fields (name, value pairs) on stream id in one HEADERS
-// frame, with END_STREAM if end.
-func (c *Conn) Headers(id uint32, end bool, fields ...string) error {
-	return c.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.Block(fields...), EndStream: end, EndHeaders: true})
-}
-
-// HeaderBlock sends block on stream id in a HEADERS frame and as many
-// CONTINUATIONs as frameSize asks for.
-func (c *Conn) HeaderBlock(id uint32, end bool, block []byte, frameSize int) error {
-	first := block[:min(len(block), frameSize)]
-	block = block[len(first):]
-	err := c.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: end, EndHeaders: len(block) == 0})
-	for err == nil && len(block) > 0 {
-		frag := block[:min(len(block), frameSize)]
-		block = block[len(frag):]
-		err = c.WriteContinuation(id, len(block) == 0, frag)
-	}
-	return err
 }
 
 // Respond sends a response's HEADERS with status on stream id.
