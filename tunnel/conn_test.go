@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"net"
@@ -10,8 +9,6 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"github.com/porta443/porta/internal/relay/relaytest"
 )
 
 // A tunnel whose CONNECT must go on a new connection (the one it was
@@ -150,45 +147,4 @@ func TestEstablishedLeavesNothingWaiting(t *testing.T) {
 			}
 		})
 	}
-}
-
-// A Close right after CloseWrite, once the target's end was read, loses
-// none of the upload: what Write took goes out before the stream ends
-// (net/http's client sends it after Write returns; a Close that reset the
-// stream then would drop the rest).
-func TestCloseAfterCloseWriteDeliversTheUpload(t *testing.T) {
-	run(t, func(t *testing.T, mode string) {
-		if mode == "h2stdsrv" {
-			t.Skip("net/http's HTTP/2 server drops the upload once the response ends (the gap --std-http2 keeps)")
-		}
-		ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
-		data, sum := relaytest.Payload(t, 4<<20)
-		got := make(chan [32]byte, 1)
-		target := serveTarget(t, func(c *net.TCPConn) {
-			c.CloseWrite()
-			h := sha256.New()
-			io.Copy(h, c)
-			got <- [32]byte(h.Sum(nil))
-		})
-		c := dialVia(t, ts, mode, target)
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
-			t.Fatalf("read %q, %v; want EOF", b, err)
-		}
-		if _, err := c.Write(data); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.CloseWrite(); err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-		select {
-		case s := <-got:
-			if s != sum {
-				t.Fatal("the target got less, or other bytes, than the client wrote before its Close")
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("the target never got the end of the upload")
-		}
-	})
 }
