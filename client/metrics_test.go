@@ -1,11 +1,8 @@
 package client_test
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -13,48 +10,23 @@ import (
 	"time"
 
 	"github.com/porta443/porta/client"
+	"github.com/porta443/porta/internal/relay/relaytest"
 	"github.com/porta443/porta/internal/testenv"
 )
 
-// exactTarget accepts one connection, reads want bytes, answers answer
-// and closes.
-func exactTarget(t *testing.T, want int, answer []byte) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		if _, err := io.CopyN(io.Discard, c, int64(want)); err == nil {
-			c.Write(answer)
-		}
-	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
+// answerTarget is relaytest.AnswerTarget's address, parsed.
+func answerTarget(t *testing.T, want int, answer []byte) netip.AddrPort {
+	return netip.MustParseAddrPort(relaytest.AnswerTarget(t, want, answer))
 }
 
 // socksOnce goes through the SOCKS5 proxy at addr to target, sends up
 // and returns what comes back.
 func socksOnce(t *testing.T, addr string, target netip.AddrPort, up []byte) []byte {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, code := socksOpen(t, addr, target.Addr().String(), target.Port())
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	req := []byte{5, 1, 0, 5, 1, 0, 1}
-	req = append(req, target.Addr().AsSlice()...)
-	req = binary.BigEndian.AppendUint16(req, target.Port())
-	c.Write(req)
-	reply := make([]byte, 2+10)
-	if _, err := io.ReadFull(c, reply); err != nil || reply[3] != 0 {
-		t.Fatalf("SOCKS reply %x: %v", reply, err)
+	if code != 0 {
+		t.Fatalf("SOCKS reply %d", code)
 	}
 	c.Write(up)
 	down, _ := io.ReadAll(c)
@@ -64,17 +36,10 @@ func socksOnce(t *testing.T, addr string, target netip.AddrPort, up []byte) []by
 // connectOnce goes through the HTTP proxy at addr with CONNECT.
 func connectOnce(t *testing.T, addr string, target netip.AddrPort, up []byte) []byte {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, br, resp := connectOpen(t, addr, target.String(), "")
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "CONNECT "+target.String()+" HTTP/1.1\r\nHost: "+target.String()+"\r\n\r\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("CONNECT: %v %v", resp, err)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %s", resp.Status)
 	}
 	c.Write(up)
 	down, _ := io.ReadAll(br)
@@ -94,10 +59,10 @@ func TestClientMetricsAfterTraffic(t *testing.T) {
 			}
 		}
 		up, answer := bytes.Repeat([]byte("u"), 1000), bytes.Repeat([]byte("d"), 3000)
-		if down := socksOnce(t, s.socksAddr, exactTarget(t, len(up), answer), up); !bytes.Equal(down, answer) {
+		if down := socksOnce(t, s.socksAddr, answerTarget(t, len(up), answer), up); !bytes.Equal(down, answer) {
 			t.Fatalf("SOCKS: %d bytes back", len(down))
 		}
-		if down := connectOnce(t, s.httpAddr, exactTarget(t, 10, []byte("twenty bytes, those.")), []byte("ten bytes.")); len(down) != 20 {
+		if down := connectOnce(t, s.httpAddr, answerTarget(t, 10, []byte("twenty bytes, those.")), []byte("ten bytes.")); len(down) != 20 {
 			t.Fatalf("CONNECT: %q back", down)
 		}
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porta443/porta/internal/relay/relaytest"
 	"github.com/porta443/porta/internal/testenv"
 	"github.com/porta443/porta/server"
 )
@@ -163,7 +164,7 @@ func TestACMEWithPebble(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := echoTarget(t, 4, []byte("pong"))
+	target := relaytest.AnswerTarget(t, 4, []byte("pong"))
 	io.WriteString(tc, "CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\nProxy-Authorization: Basic "+
 		base64.StdEncoding.EncodeToString([]byte("alice:s3cret-token"))+"\r\n\r\n")
 	tc.Write([]byte("ping"))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/porta443/porta/internal/relay/relaytest"
 	"github.com/porta443/porta/internal/testenv"
 	"github.com/porta443/porta/server"
 )
@@ -42,28 +43,6 @@ func startWithMetrics(t *testing.T, cfg server.Config) (*running, string) {
 		}
 	})
 	return &running{srv: srv, cert: cert, addr: ls.TCP.Addr().String()}, m.Addr().String()
-}
-
-// echoTarget accepts one connection, reads want bytes from it, answers
-// with answer and closes it.
-func echoTarget(t *testing.T, want int, answer []byte) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		if _, err := io.CopyN(io.Discard, c, int64(want)); err == nil {
-			c.Write(answer)
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // connectOnce opens a TLS connection to addr, CONNECTs to target over
@@ -134,7 +113,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		}
 		// A tunnel: exactly 1000 bytes up and 3000 down, for alice.
 		up, answer := bytes.Repeat([]byte("u"), 1000), bytes.Repeat([]byte("d"), 3000)
-		target := echoTarget(t, len(up), answer)
+		target := relaytest.AnswerTarget(t, len(up), answer)
 		auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:s3cret-token"))
 		if down := connectOnce(t, r, auth, target, up); !bytes.Equal(down, answer) {
 			t.Fatalf("tunnel: %d bytes back, want %d", len(down), len(answer))

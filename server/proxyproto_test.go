@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porta443/porta/internal/relay/relaytest"
 	"github.com/porta443/porta/internal/testenv"
 	"github.com/porta443/porta/server"
 )
@@ -139,7 +140,7 @@ func TestPROXYProtocolBehindHAProxy(t *testing.T) {
 		}
 		// The tunnel, through haproxy.
 		up, answer := []byte("ping"), []byte("pong")
-		target := echoTarget(t, len(up), answer)
+		target := relaytest.AnswerTarget(t, len(up), answer)
 		lb := *r
 		lb.addr = fronts["v2"]
 		auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:s3cret-token"))

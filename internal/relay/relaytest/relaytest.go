@@ -85,6 +85,16 @@ func SourceTarget(t testing.TB, body []byte) string {
 	return ServeTCP(t, func(c net.Conn) { c.Write(body) })
 }
 
+// AnswerTarget reads want bytes from each connection, answers with
+// answer and closes it: the exact byte counts a metrics test checks.
+func AnswerTarget(t testing.TB, want int, answer []byte) string {
+	return ServeTCP(t, func(c net.Conn) {
+		if _, err := io.CopyN(io.Discard, c, int64(want)); err == nil {
+			c.Write(answer)
+		}
+	})
+}
+
 // DialDirect dials address with a net.Dialer.
 func DialDirect(ctx context.Context, network, address string) (net.Conn, error) {
 	var d net.Dialer
