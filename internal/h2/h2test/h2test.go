@@ -141,6 +141,20 @@ func newConn(srv *Server, nc net.Conn, noAck bool) *Conn {
 	return c
 }
 
+// Close ends the connection the way a server that means it does: it
+// ends its side, reads what the client still sends until the client
+// closes (two seconds at most), then closes. Closing at once with the
+// client's bytes unread makes the kernel send a reset, and a reset can
+// throw away frames the script wrote before the client read them.
+func (c *Conn) Close() error {
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		tc.CloseWrite()
+	}
+	c.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	io.Copy(io.Discard, c.Conn)
+	return c.Conn.Close()
+}
+
 // Next reads the client's next frame, acknowledging SETTINGS and
 // reporting reactions.
 func (c *Conn) Next() (http2.Frame, error) {
