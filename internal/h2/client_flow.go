@@ -25,7 +25,7 @@ func (c *ClientConn) reserve(s *ClientStream, want int) (int, error) {
 		c.mu.Unlock()
 		select {
 		case <-s.wwake:
-		case <-s.wdl.wait():
+		case <-s.wdl.Wait():
 			c.mu.Lock()
 			delete(c.blocked, s)
 			c.mu.Unlock()

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/porta443/porta/internal/deadline"
 )
 
 // ClientStream is one stream of a ClientConn: a CONNECT tunnel, or an
@@ -53,7 +55,7 @@ type ClientStream struct {
 
 	rwake     chan struct{}
 	wwake     chan struct{}
-	rdl, wdl  deadline
+	rdl, wdl  deadline.Deadline
 	closeOnce sync.Once
 }
 
@@ -109,7 +111,7 @@ func (s *ClientStream) AwaitResponse(ctx context.Context) (status int, header ht
 	if !isClosed(s.respCh) {
 		select {
 		case <-s.respCh:
-		case <-s.rdl.wait():
+		case <-s.rdl.Wait():
 			return 0, nil, errTimeout
 		case <-ctx.Done():
 			return 0, nil, ctx.Err()
@@ -242,8 +244,8 @@ func (s *ClientStream) closeWith(err error) {
 		s.wakeReader()
 		s.fail(nil, err)
 		s.respond(0, nil, err)
-		s.rdl.set(time.Time{})
-		s.wdl.set(time.Time{})
+		s.rdl.Set(time.Time{})
+		s.wdl.Set(time.Time{})
 		s.c.consumed(nil, dropped)
 	})
 }
@@ -251,12 +253,12 @@ func (s *ClientStream) closeWith(err error) {
 // SetReadDeadline bounds Read, CopyChunks and AwaitResponse, as
 // net.Conn's does; a deadline set while they wait ends them.
 func (s *ClientStream) SetReadDeadline(t time.Time) error {
-	s.rdl.set(t)
+	s.rdl.Set(t)
 	return nil
 }
 
 // SetWriteDeadline bounds Write's wait for window.
 func (s *ClientStream) SetWriteDeadline(t time.Time) error {
-	s.wdl.set(t)
+	s.wdl.Set(t)
 	return nil
 }

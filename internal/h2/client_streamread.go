@@ -29,7 +29,7 @@ func (s *ClientStream) Read(p []byte) (int, error) {
 			s.mu.Unlock()
 			return 0, err
 		}
-		expired := s.rdl.wait()
+		expired := s.rdl.Wait()
 		select {
 		case <-expired:
 			s.mu.Unlock()
@@ -119,7 +119,7 @@ func (s *ClientStream) CopyChunks(dst func([]byte) error) (int64, error) {
 			}
 			return total, err
 		}
-		expired := s.rdl.wait()
+		expired := s.rdl.Wait()
 		s.mu.Unlock()
 		select {
 		case <-s.rwake:

@@ -1,21 +1,25 @@
-package h2
+// Package deadline is a read or write deadline for a connection that is
+// not a socket: its Wait channel closes once the deadline passes.
+package deadline
 
 import (
 	"sync"
 	"time"
 )
 
-// deadline is a read or write deadline: wait returns a channel that is
-// closed once the deadline passes. A call waiting on it sees a deadline
-// set after it began to wait: the channel is replaced only once it has
-// been closed, as net.Pipe's deadlines do.
-type deadline struct {
+// Deadline is a read or write deadline. A call waiting on Wait sees a
+// deadline set after it began to wait: the channel is replaced only once
+// it has been closed, as net.Pipe's deadlines do. The zero value has no
+// deadline.
+type Deadline struct {
 	mu    sync.Mutex
 	timer *time.Timer
 	ch    chan struct{} // made when first needed
 }
 
-func (d *deadline) set(t time.Time) {
+// Set sets the deadline to t; zero t removes it, a t in the past closes
+// the channel at once.
+func (d *Deadline) Set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ch == nil {
@@ -45,7 +49,8 @@ func (d *deadline) set(t time.Time) {
 	}
 }
 
-func (d *deadline) wait() <-chan struct{} {
+// Wait returns a channel that is closed once the deadline passes.
+func (d *Deadline) Wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ch == nil {
