@@ -224,7 +224,9 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		ErrorLog:          errLog,
 	}
 	if !s.cfg.StdHTTP2 {
-		h2s := &h2.Server{Logger: s.log}
+		// Extended CONNECT (RFC 8441) carries CONNECT-UDP; see the
+		// //go:debug http2xconnect line in cmd/porta for net/http's.
+		h2s := &h2.Server{Logger: s.log, EnableConnectProtocol: true}
 		if err := h2s.ConfigureServer(https); err != nil {
 			return err
 		}
@@ -232,12 +234,13 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	var h3 *http3.Server
 	if l.UDP != nil {
 		h3 = &http3.Server{
-			Handler:        handler,
-			TLSConfig:      quicTLSConfig(s.certs.GetCertificate),
-			QUICConfig:     s.quicConfig(),
-			MaxHeaderBytes: s.cfg.maxHeaderBytes(),
-			IdleTimeout:    s.cfg.idleTimeout(),
-			Logger:         s.log,
+			Handler:         handler,
+			EnableDatagrams: true, // HTTP Datagrams carry CONNECT-UDP flows (RFC 9297)
+			TLSConfig:       quicTLSConfig(s.certs.GetCertificate),
+			QUICConfig:      s.quicConfig(),
+			MaxHeaderBytes:  s.cfg.maxHeaderBytes(),
+			IdleTimeout:     s.cfg.idleTimeout(),
+			Logger:          s.log,
 			ConnContext: func(_ context.Context, c *quic.Conn) context.Context {
 				s.quicConn(c)
 				return ctx

@@ -21,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The stock net/http server the probe tests compare with must offer
+	// extended CONNECT as porta's does (for CONNECT-UDP).
+	testenv.RunWithGODEBUG("http2xconnect=1")
 	goleak.VerifyTestMain(m,
 		// certmagic's, not ours: a rate limiter per ACME CA and account
 		// that lives as long as the process, and the refresher of a lock

@@ -20,9 +20,10 @@ import (
 // when it is over. On HTTP/2 it returns the relay, which does the same, for
 // the handler's goroutine to run (see ServeHTTP).
 func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request, us *user) (rl *relay, detached bool) {
-	if r.ProtoMajor >= 2 && r.Proto != "HTTP/2.0" && r.Proto != "HTTP/3.0" {
-		// Extended CONNECT (RFC 8441/9220: :protocol) is not a TCP tunnel.
-		writeProxyError(w, r, h.cfg.ProxyName, fmt.Errorf("%w: extended CONNECT %q", errNotSupported, r.Proto))
+	if p := extendedProtocol(r); p != "" {
+		// Extended CONNECT (RFC 8441/9220: :protocol) is not a TCP tunnel;
+		// connect-udp went to serveUDP.
+		writeProxyError(w, r, h.cfg.ProxyName, fmt.Errorf("%w: extended CONNECT %q", errNotSupported, p))
 		return nil, false
 	}
 	target, err := h.dialShallow(r)

@@ -54,12 +54,24 @@ type serverInfo struct {
 }
 
 // DialContext returns a connection to address ("host:port") through the
-// tunnel. Over a live tunnel it returns at once: the CONNECT goes out with
-// the first Write (or Read), so a new connection costs one round trip, and
-// a refusal by the server surfaces as the error of that Read or Write.
+// tunnel; the host may be a name, which the server resolves.
+//
+// For "tcp" it returns at once over a live tunnel: the CONNECT goes out
+// with the first Write (or Read), so a new connection costs one round
+// trip, and a refusal by the server surfaces as the error of that Read or
+// Write.
+//
+// For "udp" the connection is a CONNECT-UDP flow (RFC 9298): each Write
+// sends one datagram and each Read returns one, as a connected UDP
+// socket's do. The request goes out before DialContext returns, and
+// datagrams written before the server answered follow it, so the first
+// answer costs one round trip too; a refusal is the error of a Read.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	udp := false
 	switch network {
 	case "tcp", "tcp4", "tcp6":
+	case "udp", "udp4", "udp6":
+		udp = true
 	default:
 		return nil, fmt.Errorf("tunnel: network %q not supported", network)
 	}
@@ -69,6 +81,13 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	s, err := d.session(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if udp {
+		c, err := d.dialUDP(ctx, s, address) // the conn releases the slot on Close
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	return s.newConn(address), nil // the conn releases the slot on Close
 }

@@ -85,10 +85,10 @@ func (e *egress) allowed(a netip.Addr, local netip.Addr) bool {
 	return true
 }
 
-// dial resolves hostport and connects to the first allowed address that
-// answers. local is the server address the client came in on (refused as
-// a target like every other address of the server).
-func (e *egress) dial(ctx context.Context, hostport string, local netip.Addr) (*net.TCPConn, error) {
+// resolve returns the addresses of hostport that a tunnel may reach, in
+// the resolver's order. local is the server address the client came in on
+// (refused as a target like every other address of the server).
+func (e *egress) resolve(ctx context.Context, hostport string, local netip.Addr) ([]netip.AddrPort, error) {
 	host, portStr, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadTarget, err)
@@ -115,13 +115,29 @@ func (e *egress) dial(ctx context.Context, hostport string, local netip.Addr) (*
 			return nil, &dnsError{errors.New("no addresses")}
 		}
 	}
-	var lastErr error = ErrProhibited
+	var out []netip.AddrPort
+	for _, a := range addrs {
+		if a.Zone() == "" && e.allowed(a, local) {
+			out = append(out, netip.AddrPortFrom(a.Unmap(), uint16(port)))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrProhibited, host)
+	}
+	return out, nil
+}
+
+// dial resolves hostport and connects to the first allowed address that
+// answers.
+func (e *egress) dial(ctx context.Context, hostport string, local netip.Addr) (*net.TCPConn, error) {
+	addrs, err := e.resolve(ctx, hostport, local)
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
 	d := net.Dialer{Timeout: e.dialTimeout}
 	for _, a := range addrs {
-		if a.Zone() != "" || !e.allowed(a, local) {
-			continue
-		}
-		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(a.Unmap(), uint16(port)).String())
+		c, err := d.DialContext(ctx, "tcp", a.String())
 		if err == nil {
 			return c.(*net.TCPConn), nil
 		}
@@ -130,10 +146,21 @@ func (e *egress) dial(ctx context.Context, hostport string, local netip.Addr) (*
 			break
 		}
 	}
-	if errors.Is(lastErr, ErrProhibited) {
-		return nil, fmt.Errorf("%w: %s", ErrProhibited, host)
-	}
 	return nil, fmt.Errorf("tunnel: dialing %s: %w", hostport, lastErr)
+}
+
+// dialUDP resolves hostport and opens a connected UDP socket to its first
+// allowed address (UDP has no answer to wait for).
+func (e *egress) dialUDP(ctx context.Context, hostport string, local netip.Addr) (*net.UDPConn, error) {
+	addrs, err := e.resolve(ctx, hostport, local)
+	if err != nil {
+		return nil, err
+	}
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addrs[0]))
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: dialing %s: %w", hostport, err)
+	}
+	return c, nil
 }
 
 // interfaceAddrs lists the addresses of this machine's interfaces.

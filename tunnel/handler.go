@@ -14,6 +14,7 @@ import (
 
 	"github.com/porta443/porta/internal/copybuf"
 	"github.com/porta443/porta/internal/h2"
+	"github.com/porta443/porta/internal/masque"
 )
 
 // HandlerConfig configures a Handler. The zero value is a Handler with no
@@ -40,6 +41,9 @@ type HandlerConfig struct {
 	// IdleTimeout closes a tunnel that moved no bytes in either direction
 	// for this long. Zero: 5 minutes.
 	IdleTimeout time.Duration
+	// UDPIdleTimeout closes a CONNECT-UDP flow that carried no datagram
+	// either way for this long. Zero: 2 minutes.
+	UDPIdleTimeout time.Duration
 	// ProxyName names this proxy in Proxy-Status headers. "": "porta".
 	ProxyName string
 	// Logger receives one debug line per tunnel. Nil: discard.
@@ -65,12 +69,14 @@ type Handler struct {
 	mu     sync.Mutex
 	closed bool
 	active map[*relay]struct{}
+	flows  map[*udpTunnel]struct{}
+	udp    udpCounters
 	wg     sync.WaitGroup
 }
 
 // NewHandler validates cfg and returns a Handler.
 func NewHandler(cfg HandlerConfig) (*Handler, error) {
-	if cfg.DialTimeout < 0 || cfg.IdleTimeout < 0 {
+	if cfg.DialTimeout < 0 || cfg.IdleTimeout < 0 || cfg.UDPIdleTimeout < 0 {
 		return nil, errors.New("tunnel: negative timeout")
 	}
 	if cfg.DialTimeout == 0 {
@@ -79,10 +85,13 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 5 * time.Minute
 	}
+	if cfg.UDPIdleTimeout == 0 {
+		cfg.UDPIdleTimeout = 2 * time.Minute
+	}
 	if cfg.ProxyName == "" {
 		cfg.ProxyName = "porta"
 	}
-	h := &Handler{cfg: cfg, next: cfg.Next, log: cfg.Logger, active: map[*relay]struct{}{}}
+	h := &Handler{cfg: cfg, next: cfg.Next, log: cfg.Logger, active: map[*relay]struct{}{}, flows: map[*udpTunnel]struct{}{}}
 	if h.next == nil {
 		h.next = http.NotFoundHandler()
 	}
@@ -170,6 +179,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *relay {
 			h.release(us)
 		}
 	}()
+	if isUDPRequest(r) {
+		h.serveUDP(w, r, us)
+		return nil
+	}
 	if r.Method == http.MethodConnect {
 		rl, detached := h.serveConnect(w, r, us)
 		handedOff = detached || rl != nil
@@ -236,6 +249,9 @@ func (h *Handler) Close() error {
 	for rl := range h.active {
 		rl.abort(errClosed)
 	}
+	for fl := range h.flows {
+		fl.end(errClosed)
+	}
 	h.mu.Unlock()
 	h.wg.Wait()
 	h.watch.close()
@@ -288,10 +304,15 @@ func localAddr(r *http.Request) netip.Addr {
 	return ap.Addr()
 }
 
+// logf logs at debug, the only level that may name a target.
 func (h *Handler) logf(r *http.Request, us *user, msg string, err error) {
+	target := r.Host
+	if isUDPRequest(r) {
+		target, _ = masque.Target(r.URL.Path)
+	}
 	if err != nil {
-		h.log.Debug(msg, "user", us.name, "target", r.Host, "proto", r.Proto, "err", err)
+		h.log.Debug(msg, "user", us.name, "target", target, "proto", r.Proto, "err", err)
 		return
 	}
-	h.log.Debug(msg, "user", us.name, "target", r.Host, "proto", r.Proto)
+	h.log.Debug(msg, "user", us.name, "target", target, "proto", r.Proto)
 }

@@ -30,6 +30,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// net/http's HTTP/2 server (mode h2stdsrv) takes extended CONNECT,
+	// for CONNECT-UDP, only with this in the environment.
+	testenv.RunWithGODEBUG("http2xconnect=1")
 	goleak.VerifyTestMain(m)
 }
 
@@ -176,7 +179,7 @@ func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testSe
 		o.configure(hs)
 	}
 	if !stdServerMode(t) {
-		if err := (&h2.Server{}).ConfigureServer(hs); err != nil {
+		if err := (&h2.Server{EnableConnectProtocol: true}).ConfigureServer(hs); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -185,9 +188,10 @@ func newTestServerOpts(t testing.TB, handler http.Handler, o serverOpts) *testSe
 		o.quic(quicConf)
 	}
 	h3s := &http3.Server{
-		Handler:    handler,
-		TLSConfig:  http3.ConfigureTLSConfig(o.withECH(t, &tls.Config{Certificates: []tls.Certificate{cert.TLS}})),
-		QUICConfig: quicConf,
+		Handler:         handler,
+		TLSConfig:       http3.ConfigureTLSConfig(o.withECH(t, &tls.Config{Certificates: []tls.Certificate{cert.TLS}})),
+		QUICConfig:      quicConf,
+		EnableDatagrams: true,
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)

@@ -17,7 +17,7 @@ func proxyStatus(err error) (status int, errType string) {
 	switch {
 	case errors.Is(err, ErrBadTarget):
 		return http.StatusBadRequest, "http_request_error"
-	case errors.Is(err, errTooManyStreams):
+	case errors.Is(err, errTooManyStreams), errors.Is(err, errTooManyFlows):
 		return http.StatusTooManyRequests, "connection_limit_reached"
 	case errors.Is(err, errTooEarly):
 		return http.StatusTooEarly, "http_request_denied"

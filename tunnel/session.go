@@ -18,6 +18,9 @@ type session interface {
 	// open sends a CONNECT for target and returns its stream without
 	// waiting for the response.
 	open(ctx context.Context, target string) (clientStream, error)
+	// openUDP sends a CONNECT-UDP for target and returns its flow
+	// without waiting for the response.
+	openUDP(ctx context.Context, target string) (clientFlow, error)
 	alive() bool
 	proto() string
 	close() error

@@ -30,11 +30,13 @@ func (d *Dialer) connectH3(ctx context.Context, si *serverInfo) (*h3Session, err
 	if err != nil {
 		return nil, fmt.Errorf("h3: %w", err)
 	}
-	conn, err := quic.DialAddr(ctx, addr, tlsConf, d.cfg.QUIC.Clone())
+	qconf := d.cfg.QUIC.Clone()
+	qconf.EnableDatagrams = true // HTTP Datagrams carry CONNECT-UDP flows
+	conn, err := quic.DialAddr(ctx, addr, tlsConf, qconf)
 	if err != nil {
 		return nil, fmt.Errorf("h3: %w", err)
 	}
-	cc := (&http3.Transport{}).NewClientConn(conn)
+	cc := (&http3.Transport{EnableDatagrams: true}).NewClientConn(conn)
 	return &h3Session{d: d, si: si, conn: conn, cc: cc}, nil
 }
 

@@ -53,7 +53,8 @@ func ServerQUICConfig() *quic.Config {
 		InitialConnectionReceiveWindow: 2 << 20,
 		MaxConnectionReceiveWindow:     32 << 20,
 		MaxIdleTimeout:                 60 * time.Second,
-		KeepAlivePeriod:                0, // the client keeps the connection alive
+		KeepAlivePeriod:                0,    // the client keeps the connection alive
+		EnableDatagrams:                true, // HTTP Datagrams for CONNECT-UDP (RFC 9297)
 	}
 }
 
@@ -80,5 +81,6 @@ func ClientQUICConfig() *quic.Config {
 		MaxConnectionReceiveWindow:     64 << 20,
 		MaxIdleTimeout:                 45 * time.Second,
 		KeepAlivePeriod:                15 * time.Second,
+		EnableDatagrams:                true, // HTTP Datagrams for CONNECT-UDP (RFC 9297)
 	}
 }

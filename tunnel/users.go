@@ -16,6 +16,11 @@ import (
 // when neither UsersConfig.MaxStreams nor the users file says otherwise.
 const DefaultMaxStreams = 1024
 
+// DefaultMaxUDPFlows is the per-user limit on concurrent CONNECT-UDP flows
+// unless UsersConfig.MaxUDPFlows says otherwise. Each flow holds a UDP
+// socket on the server, so it is kept well below the stream limit.
+const DefaultMaxUDPFlows = 256
+
 // NewToken returns a new random token: 32 bytes from crypto/rand, in
 // unpadded URL-safe base64 (43 printable characters, never a colon).
 func NewToken() string {
@@ -35,6 +40,9 @@ type UsersConfig struct {
 	// MaxStreams is each user's limit on concurrent streams unless the
 	// user's line in File says otherwise. Zero means DefaultMaxStreams.
 	MaxStreams int
+	// MaxUDPFlows is each user's limit on concurrent CONNECT-UDP flows
+	// (which count as streams too). Zero means DefaultMaxUDPFlows.
+	MaxUDPFlows int
 }
 
 // Users is the set of accounts allowed to use the tunnel, with their live
@@ -63,11 +71,13 @@ type user struct {
 	name       string
 	digest     [sha256.Size]byte
 	maxStreams int64
+	maxFlows   int64 // CONNECT-UDP flows
 	c          *userCounters
 }
 
 type userCounters struct {
 	streams   atomic.Int64
+	flows     atomic.Int64 // CONNECT-UDP flows, a subset of streams
 	total     atomic.Uint64
 	bytesUp   atomic.Uint64
 	bytesDown atomic.Uint64
@@ -78,8 +88,14 @@ func NewUsers(cfg UsersConfig) (*Users, error) {
 	if cfg.MaxStreams < 0 {
 		return nil, fmt.Errorf("tunnel: MaxStreams %d is negative", cfg.MaxStreams)
 	}
+	if cfg.MaxUDPFlows < 0 {
+		return nil, fmt.Errorf("tunnel: MaxUDPFlows %d is negative", cfg.MaxUDPFlows)
+	}
 	if cfg.MaxStreams == 0 {
 		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.MaxUDPFlows == 0 {
+		cfg.MaxUDPFlows = DefaultMaxUDPFlows
 	}
 	u := &Users{cfg: cfg, counters: map[string]*userCounters{}}
 	rand.Read(u.dummy[:])
@@ -122,7 +138,7 @@ func (u *Users) Reload() error {
 		if e.maxStreams > 0 {
 			max = int64(e.maxStreams)
 		}
-		m[e.name] = &user{name: e.name, digest: e.digest, maxStreams: max, c: c}
+		m[e.name] = &user{name: e.name, digest: e.digest, maxStreams: max, maxFlows: int64(u.cfg.MaxUDPFlows), c: c}
 	}
 	u.active.Store(&m)
 	return nil
@@ -195,3 +211,18 @@ func (us *user) acquire() error {
 }
 
 func (us *user) release() { us.c.streams.Add(-1) }
+
+// errTooManyFlows is returned by acquireFlow when a user is at the limit.
+var errTooManyFlows = errors.New("tunnel: too many concurrent UDP flows for this user")
+
+// acquireFlow counts a new CONNECT-UDP flow for us (on top of its stream),
+// or refuses it at the limit.
+func (us *user) acquireFlow() error {
+	if us.c.flows.Add(1) > us.maxFlows {
+		us.c.flows.Add(-1)
+		return errTooManyFlows
+	}
+	return nil
+}
+
+func (us *user) releaseFlow() { us.c.flows.Add(-1) }

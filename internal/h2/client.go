@@ -54,6 +54,7 @@ type ClientConn struct {
 	rng               *rand.ChaCha8 // padding lengths
 	peerWindow        int32         // the server's SETTINGS_INITIAL_WINDOW_SIZE
 	peerMaxHeaderList uint32        // the server's SETTINGS_MAX_HEADER_LIST_SIZE
+	peerConnect       bool          // the server's SETTINGS_ENABLE_CONNECT_PROTOCOL
 	outflow           int64         // connection send window
 	inflow            int64         // connection receive window left to the server
 	unacked           int64         // consumed on the connection, not yet given back
@@ -62,6 +63,7 @@ type ClientConn struct {
 
 	done      chan struct{}  // closed when the connection ends
 	acked     chan struct{}  // closed when the server acknowledges our SETTINGS
+	settled   chan struct{}  // closed when the server's first SETTINGS are applied
 	wg        sync.WaitGroup // the read loop, the watchdog and its pings
 	lastFrame atomic.Int64   // unix ns of the last frame read
 	pong      chan [8]byte
@@ -103,6 +105,7 @@ func NewClientConn(conn net.Conn, cfg *http.HTTP2Config) (*ClientConn, error) {
 		blocked:           make(map[*ClientStream]struct{}),
 		done:              make(chan struct{}),
 		acked:             make(chan struct{}),
+		settled:           make(chan struct{}),
 		pong:              make(chan [8]byte, 1),
 	}
 	c.inflow = int64(c.connWindow)

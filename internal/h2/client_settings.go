@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"context"
 	"errors"
 
 	"golang.org/x/net/http2"
@@ -50,12 +51,20 @@ func (c *ClientConn) onSettings(f *http2.SettingsFrame) error {
 			c.peerMaxHeaderList = st.Val
 		case http2.SettingHeaderTableSize:
 			tableSize, hasTableSize = st.Val, true
+		case http2.SettingEnableConnectProtocol:
+			if c.peerConnect && st.Val == 0 {
+				return connErr(http2.ErrCodeProtocol, "SETTINGS_ENABLE_CONNECT_PROTOCOL back to 0 (RFC 8441 §3)")
+			}
+			c.peerConnect = st.Val == 1
 		}
 		return nil
 	})
 	c.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	if !isClosed(c.settled) { // only the read loop closes it
+		close(c.settled)
 	}
 	c.write(func() error {
 		if hasTableSize {
@@ -120,4 +129,23 @@ func (c *ClientConn) onGoAway(f *http2.GoAwayFrame) {
 	for _, s := range refused {
 		s.fail(errGoAway, errGoAway)
 	}
+}
+
+// ExtendedConnect waits for the server's first SETTINGS and reports
+// whether it takes extended CONNECT (RFC 8441: a :protocol pseudo-field,
+// as CONNECT-UDP sends). It fails if ctx ends or the connection does
+// first.
+func (c *ClientConn) ExtendedConnect(ctx context.Context) (bool, error) {
+	select {
+	case <-c.settled:
+	case <-c.done:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !isClosed(c.settled) {
+		return false, c.err
+	}
+	return c.peerConnect, nil
 }

@@ -22,7 +22,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The stock net/http server the parity tests compare with offers
+	// extended CONNECT when a Server here has EnableConnectProtocol.
+	testenv.RunWithGODEBUG("http2xconnect=1")
+	goleak.VerifyTestMain(m)
+}
 
 // testServer is an http.Server on 127.0.0.1 whose HTTP/2 is this
 // package's Server (or net/http's own, for comparisons).
@@ -35,9 +40,10 @@ type testServer struct {
 
 type serverOpt func(*http.Server)
 
-// newServer serves h over TLS with this package's HTTP/2.
+// newServer serves h over TLS with this package's HTTP/2, with extended
+// CONNECT on as porta's server has it.
 func newServer(t testing.TB, h http.Handler, opts ...serverOpt) *testServer {
-	return startServer(t, h, &Server{}, opts...)
+	return startServer(t, h, &Server{EnableConnectProtocol: true}, opts...)
 }
 
 // newStdServer serves h with net/http's own HTTP/2.

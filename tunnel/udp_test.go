@@ -1,0 +1,254 @@
+package tunnel
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// udpModes are the Dialer's transports that carry CONNECT-UDP: internal/h2
+// against either HTTP/2 server, and HTTP/3.
+var udpModes = []string{"h2", "h2stdsrv", "h3"}
+
+// serveUDPEcho answers every datagram on 127.0.0.1 with the same bytes.
+func serveUDPEcho(t testing.TB) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1<<16)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	t.Cleanup(func() { pc.Close(); <-done })
+	return pc.LocalAddr().String()
+}
+
+func newUDPServer(t testing.TB, cfg HandlerConfig) *testServer {
+	t.Helper()
+	cfg.AllowPrivate = true
+	return newTunnelServer(t, cfg)
+}
+
+func dialUDP(t testing.TB, d *Dialer, target string) net.Conn {
+	t.Helper()
+	c, err := d.DialContext(context.Background(), "udp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// exchange writes p and reads one datagram back, within 10 s.
+func exchange(t testing.TB, c net.Conn, p []byte) ([]byte, error) {
+	t.Helper()
+	if _, err := c.Write(p); err != nil {
+		return nil, err
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 1<<17)
+	n, err := c.Read(buf)
+	return buf[:n], err
+}
+
+// Datagrams of every size a path can carry come back whole, to a target
+// named by address or by name (resolved by the server), over each
+// transport; on HTTP/3 those too large for a QUIC datagram ride capsules.
+func TestUDPEcho(t *testing.T) {
+	runOver(t, udpModes, func(t *testing.T, mode string) {
+		echo := serveUDPEcho(t)
+		ts := newUDPServer(t, HandlerConfig{Resolver: mapResolver{"echo.test": {netip.MustParseAddr("127.0.0.1")}}})
+		d := newDialer(t, ts, mode, testUser, testToken)
+		_, port, _ := net.SplitHostPort(echo)
+		for _, target := range []string{echo, "echo.test:" + port} {
+			c := dialUDP(t, d, target)
+			for _, size := range []int{0, 1, 1200, 1500, 9000, MaxUDPPayload} {
+				p := bytes.Repeat([]byte{byte(size)}, size)
+				got, err := exchange(t, c, p)
+				if err != nil {
+					t.Fatalf("%s, %d bytes: %v", target, size, err)
+				}
+				if !bytes.Equal(got, p) {
+					t.Fatalf("%s, %d bytes: got %d bytes back", target, size, len(got))
+				}
+			}
+			if _, err := c.Write(make([]byte, MaxUDPPayload+1)); err == nil {
+				t.Errorf("a %d-byte datagram was taken", MaxUDPPayload+1)
+			}
+		}
+		// The server counts a datagram down once it sent it: the client
+		// may have it first.
+		waitFor(t, "12 datagrams each way in UDPStats", 5*time.Second, func() bool {
+			st := ts.h.UDPStats()
+			return st.Flows == 2 && st.DatagramsUp == 12 && st.DatagramsDown == 12
+		})
+	})
+}
+
+// 2,000 numbered datagrams each way, at most 32 in flight (quic-go holds
+// 32 HTTP Datagrams per stream for its reader and drops the rest, as a
+// full socket buffer does): every one that comes back is whole and comes
+// once; loss, duplicates and reordering are counted.
+func TestUDPBurst(t *testing.T) {
+	runOver(t, udpModes, func(t *testing.T, mode string) {
+		echo := serveUDPEcho(t)
+		ts := newUDPServer(t, HandlerConfig{})
+		c := dialUDP(t, newDialer(t, ts, mode, testUser, testToken), echo)
+		const total, window, size = 2000, 32, 512
+		seen := make([]bool, total)
+		got, dups, reordered, last := 0, 0, 0, -1
+		sent := 0
+		buf := make([]byte, 2048)
+		for sent < total || got+dups < sent {
+			for sent < total && sent-got < window {
+				p := make([]byte, size)
+				binary.BigEndian.PutUint32(p, uint32(sent))
+				for i := 4; i < size; i++ {
+					p[i] = byte(sent + i)
+				}
+				if _, err := c.Write(p); err != nil {
+					t.Fatal(err)
+				}
+				sent++
+			}
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, err := c.Read(buf)
+			if err != nil {
+				if errors.Is(err, errTimeout) {
+					break // the rest is lost
+				}
+				t.Fatal(err)
+			}
+			seq := int(binary.BigEndian.Uint32(buf))
+			if n != size || seq >= total {
+				t.Fatalf("a %d-byte datagram, seq %d", n, seq)
+			}
+			for i := 4; i < size; i++ {
+				if buf[i] != byte(seq+i) {
+					t.Fatalf("datagram %d corrupt at byte %d", seq, i)
+				}
+			}
+			if seen[seq] {
+				dups++
+				continue
+			}
+			seen[seq] = true
+			got++
+			if seq < last {
+				reordered++
+			}
+			last = max(last, seq)
+		}
+		t.Logf("%s: sent %d, echoed %d, lost %d, duplicated %d, reordered %d", mode, total, got, total-got, dups, reordered)
+		if dups != 0 {
+			t.Errorf("%d duplicates", dups)
+		}
+		if lost := total - got; lost > total/100 {
+			t.Errorf("%d of %d lost on loopback", lost, total)
+		}
+	})
+}
+
+// Refusals reach the client as a *RefusedError from Read: a private
+// target without AllowPrivate, a user at the flow limit; and a client
+// without valid credentials gets the website's answer.
+func TestUDPRefused(t *testing.T) {
+	runOver(t, udpModes, func(t *testing.T, mode string) {
+		echo := serveUDPEcho(t)
+		refusedBy := func(c net.Conn) int {
+			t.Helper()
+			_, err := exchange(t, c, []byte("hi"))
+			var re *RefusedError
+			if !errors.As(err, &re) {
+				t.Fatalf("error %v; want a refusal", err)
+			}
+			return re.Status
+		}
+
+		strict := newTunnelServer(t, HandlerConfig{})
+		if got := refusedBy(dialUDP(t, newDialer(t, strict, mode, testUser, testToken), echo)); got != http.StatusForbidden {
+			t.Errorf("a loopback target: %d; want 403", got)
+		}
+		site := http.StatusNotFound // what the website answers a CONNECT-UDP path
+		if got := refusedBy(dialUDP(t, newDialer(t, strict, mode, testUser, "wrong"), echo)); got != site {
+			t.Errorf("a wrong token: %d; want the website's %d", got, site)
+		}
+
+		users, err := NewUsers(UsersConfig{Users: []string{testUser + ":" + testToken}, MaxUDPFlows: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		limited := newUDPServer(t, HandlerConfig{Users: users})
+		d := newDialer(t, limited, mode, testUser, testToken)
+		first := dialUDP(t, d, echo)
+		if _, err := exchange(t, first, []byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		if got := refusedBy(dialUDP(t, d, echo)); got != http.StatusTooManyRequests {
+			t.Errorf("a second flow over the limit of 1: %d; want 429", got)
+		}
+		if _, err := exchange(t, first, []byte("still")); err != nil {
+			t.Errorf("the first flow after the refusal: %v", err)
+		}
+	})
+}
+
+// A flow that carries nothing for the idle timeout is ended by the
+// server, and the client's Read says so; Handler.Close ends the others.
+func TestUDPIdleAndClose(t *testing.T) {
+	runOver(t, udpModes, func(t *testing.T, mode string) {
+		echo := serveUDPEcho(t)
+		ts := newUDPServer(t, HandlerConfig{UDPIdleTimeout: 300 * time.Millisecond})
+		d := newDialer(t, ts, mode, testUser, testToken)
+		c := dialUDP(t, d, echo)
+		if _, err := exchange(t, c, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 10)); !errors.Is(err, io.EOF) {
+			t.Errorf("after the idle timeout: %v; want EOF", err)
+		}
+		waitFor(t, "no active flow", 5*time.Second, func() bool { return ts.h.UDPStats().Active == 0 })
+
+		busy := newUDPServer(t, HandlerConfig{})
+		c = dialUDP(t, newDialer(t, busy, mode, testUser, testToken), echo)
+		if _, err := exchange(t, c, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		busy.h.Close()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 10)); err == nil {
+			t.Error("a flow went on after Handler.Close")
+		}
+		if n := busy.h.UDPStats().Active; n != 0 {
+			t.Errorf("%d flows active after Close", n)
+		}
+	})
+}
+
+// net/http's HTTP/2 client is not one that carries UDP: dialing says so.
+func TestUDPNotOnStdClient(t *testing.T) {
+	ts := newUDPServer(t, HandlerConfig{})
+	d := newDialer(t, ts, "h2std", testUser, testToken)
+	if c, err := d.DialContext(context.Background(), "udp", serveUDPEcho(t)); err == nil {
+		c.Close()
+		t.Fatal("a UDP flow over net/http's HTTP/2 client")
+	}
+}
