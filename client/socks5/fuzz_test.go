@@ -50,7 +50,7 @@ func FuzzReadRequest(f *testing.F) {
 			}
 			return
 		}
-		if q.cmd != cmdConnect {
+		if q.cmd != cmdConnect && q.cmd != cmdAssociate {
 			t.Fatalf("accepted command %d", q.cmd)
 		}
 		if ip, err := netip.ParseAddr(q.host); err != nil && !validName([]byte(q.host)) {
