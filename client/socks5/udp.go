@@ -14,6 +14,11 @@ import (
 // udpBufferSize holds the largest UDP datagram there is.
 const udpBufferSize = 64 << 10
 
+// relayReadBuffer is the relay socket's receive buffer: room for a
+// client's bursts (a QUIC flight, a window of a transfer) while the relay
+// is busy writing to the flows.
+const relayReadBuffer = 1 << 20
+
 // association is one UDP ASSOCIATE: a relay socket that takes the client's
 // datagrams, and a flow per target, for as long as the control connection
 // lasts.
@@ -59,6 +64,7 @@ func (s *Server) associate(ctx context.Context, c net.Conn, q request, log *slog
 		s.fail(c, ReplyGeneralFailure)
 		return
 	}
+	pc.SetReadBuffer(relayReadBuffer) // best effort: a smaller buffer still works
 	bound := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	if _, err := c.Write(appendReply(nil, ReplySucceeded, bound)); err != nil {
 		pc.Close()

@@ -69,6 +69,7 @@ func listenUDP(t *testing.T, ip string) *net.UDPConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
+	pc.SetReadBuffer(1 << 20) // as the relay's: bursts are what some tests send
 	return pc
 }
 
@@ -109,6 +110,8 @@ func (d *udpDialer) Dial(ctx context.Context, network, address string) (net.Conn
 	if err != nil {
 		return nil, err
 	}
+	// The far side of a tunnel buffers a burst for the flow: so does this.
+	c.(*net.UDPConn).SetReadBuffer(1 << 20)
 	tc := &trackedConn{Conn: c, closed: make(chan struct{})}
 	d.mu.Lock()
 	d.conns = append(d.conns, tc)
