@@ -30,8 +30,9 @@ type Config struct {
 	// DialUDP(ctx, "udp", "host:port") once per target of an association,
 	// with a name unresolved, and returns a connection with datagram
 	// semantics, as net.Dial("udp") does: each Write sends one datagram,
-	// each Read returns one. Nil: UDP ASSOCIATE is answered "command not
-	// supported".
+	// each Read returns one. Its Write should drop rather than wait: one
+	// goroutine writes an association's datagrams to all its targets.
+	// Nil: UDP ASSOCIATE is answered "command not supported".
 	DialUDP DialFunc
 	// MaxUDPFlows bounds the targets one UDP association talks to at
 	// once; a datagram to one more is dropped. Zero: 256.

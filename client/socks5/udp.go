@@ -104,7 +104,7 @@ func (a *association) run(c net.Conn) {
 		a.readClient()
 		close(relayDone)
 	})
-	tick := time.NewTicker(a.s.cfg.UDPIdleTimeout / 2)
+	tick := time.NewTicker(max(a.s.cfg.UDPIdleTimeout/2, time.Millisecond))
 	defer tick.Stop()
 	for done := false; !done; {
 		select {

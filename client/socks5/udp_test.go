@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,14 +26,34 @@ func TestUDPAssociate(t *testing.T) {
 		c.echo(udpMsgTo(byIP.addr, fmt.Sprintf("to the address, #%d", i)))
 		c.echo(udpMsg(atypDomain, []byte("echo.test"), 7, fmt.Sprintf("to the name, #%d", i)))
 	}
+	// 65,507 bytes: the most that IPv4 carries in one datagram.
+	c.echo(udpMsgTo(byIP.addr, strings.Repeat("z", 65507-10)))
 	if got, want := d.askedFor(), []string{byIP.addr.String(), "echo.test:7"}; !slices.Equal(got, want) {
 		t.Fatalf("DialUDP asked for %q, want %q", got, want)
 	}
-	st := s.UDPStats()
-	want := UDPStats{Associations: 1, ActiveAssociations: 1, Flows: 2, ActiveFlows: 2, DatagramsIn: 6, DatagramsOut: 6}
-	if st != want {
-		t.Fatalf("stats %+v, want %+v", st, want)
+	waitStats(t, s, UDPStats{Associations: 1, ActiveAssociations: 1, Flows: 2, ActiveFlows: 2, DatagramsIn: 7, DatagramsOut: 7})
+}
+
+// TestUDPAssociateIPv6: over IPv6, the relay listens on the IPv6 address
+// the client connected to, and an IPv6 target's answers name it so.
+func TestUDPAssociateIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
 	}
+	echo := startUDPEchoOn(t, "::1")
+	s, err := New(Config{Dial: dialDirect, DialUDP: (&udpDialer{}).Dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		<-done
+	})
+	c := associate(t, ln.Addr().String(), netip.AddrPort{}, nil)
+	c.echo(udpMsg(atypIPv6, echo.addr.Addr().AsSlice(), echo.addr.Port(), "over IPv6"))
 }
 
 // TestUDPDrops: after the association locked to the client's address,
@@ -44,6 +65,7 @@ func TestUDPDrops(t *testing.T) {
 	c := associate(t, proxy, netip.AddrPort{}, nil)
 	good := udpMsgTo(echo.addr, "good")
 	c.echo(good) // locks to c.pc
+	waitStats(t, s, UDPStats{Associations: 1, ActiveAssociations: 1, Flows: 1, ActiveFlows: 1, DatagramsIn: 1, DatagramsOut: 1})
 	other := listenUDP(t, "127.0.0.1")
 	frag := udpMsgTo(echo.addr, "fragment 1")
 	frag[2] = 1
@@ -67,7 +89,7 @@ func TestUDPDrops(t *testing.T) {
 		{"empty name", nil, udpMsg(atypDomain, nil, 7, "x"), DropBadHeader},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := s.UDPStats()
+			want := s.UDPStats()
 			from := c.pc
 			if tc.from != nil {
 				from = tc.from
@@ -78,15 +100,27 @@ func TestUDPDrops(t *testing.T) {
 			// The relay reads its socket in order: once this answer is
 			// back, the bad datagram was dealt with, and it got none.
 			c.echo(good)
-			after := s.UDPStats()
-			want := before
 			want.Dropped[tc.reason]++
 			want.DatagramsIn++
 			want.DatagramsOut++
-			if after != want {
-				t.Fatalf("stats %+v, want %+v", after, want)
-			}
+			waitStats(t, s, want)
 		})
+	}
+}
+
+// TestUDPWriteRejected: a datagram the flow's connection does not take
+// is dropped and counted, and the flow goes on.
+func TestUDPWriteRejected(t *testing.T) {
+	echo := startUDPEcho(t)
+	d := &udpDialer{names: map[string]string{"small.test": echo.addr.String()}, maxWrite: 1200}
+	s, proxy := startUDPServer(t, Config{Dial: dialDirect, DialUDP: d.Dial})
+	c := associate(t, proxy, netip.AddrPort{}, nil)
+	small := func(data string) []byte { return udpMsg(atypDomain, []byte("small.test"), 7, data) }
+	c.echo(small("fits"))
+	c.send(small(strings.Repeat("x", 1201)))
+	c.echo(small(strings.Repeat("y", 1200)))
+	if got := s.UDPStats().Dropped[DropWriteFailed]; got != 1 {
+		t.Fatalf("dropped for a failed write: %d, want 1", got)
 	}
 }
 

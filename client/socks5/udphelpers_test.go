@@ -38,9 +38,11 @@ type udpEcho struct {
 	received atomic.Uint64
 }
 
-func startUDPEcho(t *testing.T) *udpEcho {
+func startUDPEcho(t *testing.T) *udpEcho { return startUDPEchoOn(t, "127.0.0.1") }
+
+func startUDPEchoOn(t *testing.T, ip string) *udpEcho {
 	t.Helper()
-	pc := listenUDP(t, "127.0.0.1")
+	pc := listenUDP(t, ip)
 	e := &udpEcho{addr: pc.LocalAddr().(*net.UDPAddr).AddrPort()}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -76,10 +78,13 @@ func listenUDP(t *testing.T, ip string) *net.UDPConn {
 // udpDialer is a DialUDP for the tests: a net.Dialer to loopback. A name
 // in names is dialed at its address there, never through the resolver,
 // and an IP address as it is. It records the addresses it was asked for
-// and the connections it made; hold, if set, runs before each dial.
+// and the connections it made; hold, if set, runs before each dial, and
+// maxWrite, if set, is the largest datagram its connections take (as a
+// tunnel's datagrams are bounded).
 type udpDialer struct {
-	names map[string]string
-	hold  func(ctx context.Context, host string) error
+	names    map[string]string
+	hold     func(ctx context.Context, host string) error
+	maxWrite int
 
 	mu      sync.Mutex
 	asked   []string
@@ -112,7 +117,7 @@ func (d *udpDialer) Dial(ctx context.Context, network, address string) (net.Conn
 	}
 	// The far side of a tunnel buffers a burst for the flow: so does this.
 	c.(*net.UDPConn).SetReadBuffer(1 << 20)
-	tc := &trackedConn{Conn: c, closed: make(chan struct{})}
+	tc := &trackedConn{Conn: c, maxWrite: d.maxWrite, closed: make(chan struct{})}
 	d.mu.Lock()
 	d.conns = append(d.conns, tc)
 	if d.newConn != nil {
@@ -157,8 +162,18 @@ func (d *udpDialer) conn(t *testing.T, i int) *trackedConn {
 // trackedConn tells when it is closed.
 type trackedConn struct {
 	net.Conn
-	once   sync.Once
-	closed chan struct{}
+	maxWrite int
+	once     sync.Once
+	closed   chan struct{}
+}
+
+var errTooBig = errors.New("test dialer: datagram too big")
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.maxWrite > 0 && len(p) > c.maxWrite {
+		return 0, errTooBig
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *trackedConn) Close() error {
@@ -197,29 +212,44 @@ type udpClient struct {
 
 // associate sends UDP ASSOCIATE to proxy with hint as DST, checks the
 // reply and returns the association, with pc as its socket (nil: a new
-// one on 127.0.0.1).
+// one on the IP the client connected from).
 func associate(t *testing.T, proxy string, hint netip.AddrPort, pc *net.UDPConn) *udpClient {
 	t.Helper()
+	ctrl := dialSOCKS(t, proxy)
+	local := ctrl.LocalAddr().(*net.TCPAddr).AddrPort()
 	if pc == nil {
-		pc = listenUDP(t, "127.0.0.1")
+		pc = listenUDP(t, local.Addr().String())
 	}
 	ip := hint.Addr()
 	if !ip.IsValid() {
 		ip = netip.IPv4Unspecified()
 	}
-	ctrl := dialSOCKS(t, proxy)
-	ctrl.Write(cat([]byte{5, 1, 0, 5, cmdAssociate, 0, atypIPv4}, ip.AsSlice(), binary.BigEndian.AppendUint16(nil, hint.Port())))
-	got := make([]byte, 2+10)
+	atyp := byte(atypIPv4)
+	if ip.Is6() {
+		atyp = atypIPv6
+	}
+	ctrl.Write(cat([]byte{5, 1, 0, 5, cmdAssociate, 0, atyp}, ip.AsSlice(), binary.BigEndian.AppendUint16(nil, hint.Port())))
+	got := make([]byte, 2+4)
 	if _, err := io.ReadFull(ctrl, got); err != nil {
 		t.Fatal(err)
 	}
 	mustEqual(t, "method and reply code", got[:5], []byte{5, 0, 5, ReplySucceeded, 0})
-	if got[5] != atypIPv4 {
+	var bound []byte
+	switch got[5] {
+	case atypIPv4:
+		bound = make([]byte, 4+2)
+	case atypIPv6:
+		bound = make([]byte, 16+2)
+	default:
 		t.Fatalf("bound address type %d", got[5])
 	}
-	relay := netip.AddrPortFrom(netip.AddrFrom4([4]byte(got[6:10])), binary.BigEndian.Uint16(got[10:]))
-	if relay.Addr() != netip.MustParseAddr("127.0.0.1") || relay.Port() == 0 {
-		t.Fatalf("relay at %v, want 127.0.0.1 and a port", relay)
+	if _, err := io.ReadFull(ctrl, bound); err != nil {
+		t.Fatal(err)
+	}
+	boundIP, _ := netip.AddrFromSlice(bound[:len(bound)-2])
+	relay := netip.AddrPortFrom(boundIP, binary.BigEndian.Uint16(bound[len(bound)-2:]))
+	if want := ctrl.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); relay.Addr() != want || relay.Port() == 0 {
+		t.Fatalf("relay at %v, want %v and a port", relay, want)
 	}
 	return &udpClient{t: t, ctrl: ctrl, relay: relay, pc: pc}
 }
@@ -268,3 +298,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 var errRefusedByTest = errors.New("test dialer: refused")
+
+// waitStats waits for s's UDP counters to read want: a datagram's answer
+// may reach the client before the relay counted the datagram.
+func waitStats(t *testing.T, s *Server, want UDPStats) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for st := s.UDPStats(); st != want; st = s.UDPStats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want %+v", st, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
