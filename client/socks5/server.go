@@ -55,8 +55,8 @@ type Config struct {
 	// HandshakeTimeout bounds reading the greeting, authentication and
 	// request, and writing the reply. Zero: 10 seconds.
 	HandshakeTimeout time.Duration
-	// DialTimeout bounds Dial and DialUDP, and with NoFastOpen the wait for the
-	// target's answer. Zero: 30 seconds.
+	// DialTimeout bounds Dial and DialUDP, and with NoFastOpen the wait
+	// for the target's answer. Zero: 30 seconds.
 	DialTimeout time.Duration
 	// Logger receives per-connection events at debug level. Nil: discard.
 	Logger *slog.Logger
