@@ -31,6 +31,10 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		log.Debug("socks5: handshake", "err", err)
 		return
 	}
+	if q.cmd == cmdAssociate {
+		s.associate(ctx, c, q, log)
+		return
+	}
 	log = log.With("target", q.address())
 
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)

@@ -50,7 +50,7 @@ func FuzzReadRequest(f *testing.F) {
 			}
 			return
 		}
-		if q.cmd != cmdConnect {
+		if q.cmd != cmdConnect && q.cmd != cmdAssociate {
 			t.Fatalf("accepted command %d", q.cmd)
 		}
 		if ip, err := netip.ParseAddr(q.host); err != nil && !validName([]byte(q.host)) {
@@ -66,6 +66,58 @@ func FuzzReadRequest(f *testing.F) {
 		rsv0[2] = 0 // RSV is ignored
 		if q.atyp != atypDomain && !bytes.Equal(encodeRequest(q), rsv0) {
 			t.Fatalf("re-encoded %x, read %x", encodeRequest(q), consumed)
+		}
+	})
+}
+
+func FuzzUDPHeader(f *testing.F) {
+	f.Add(udpMsg(atypIPv4, []byte{127, 0, 0, 1}, 53, "query"))
+	f.Add(udpMsg(atypIPv6, netip.MustParseAddr("::1").AsSlice(), 443, "quic"))
+	f.Add(udpMsg(atypDomain, []byte("example.com"), 53, ""))
+	f.Add(udpMsg(atypDomain, []byte("10.1.2.3"), 123, "ntp"))
+	f.Add([]byte{0, 0, 1, atypIPv4, 127, 0, 0, 1, 0, 53, 'x'})
+	f.Add([]byte{0, 0, 0, atypDomain, 0, 0, 53})
+	f.Add([]byte{0, 0, 0, 9})
+	f.Fuzz(func(t *testing.T, d []byte) {
+		dst, data, err := splitUDP(d)
+		if err != nil {
+			if !errors.Is(err, errUDPHeader) && !errors.Is(err, errUDPFragmented) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if d[2] != 0 || 3+len(dst)+len(data) != len(d) {
+			t.Fatalf("split %x into %x and %x", d, dst, data)
+		}
+		host, port, err := parseAddr(dst)
+		if err != nil {
+			if dst[0] != atypDomain {
+				t.Fatalf("an address refused: %v", err)
+			}
+			return
+		}
+		if ip, err := netip.ParseAddr(host); err != nil && !validName([]byte(host)) {
+			t.Fatalf("host %q", host)
+		} else if err == nil && ip.Zone() != "" {
+			t.Fatalf("host with a zone %q", host)
+		}
+		// A reply's header names the target as it was read, and an
+		// address as it was sent.
+		hdr := appendUDPHeader(nil, host, port)
+		dst2, data2, err := splitUDP(append(hdr, data...))
+		if err != nil {
+			t.Fatalf("reply header %x: %v", hdr, err)
+		}
+		if host2, port2, err := parseAddr(dst2); err != nil || host2 != host || port2 != port || !bytes.Equal(data2, data) {
+			t.Fatalf("round trip of %q %d: %q %d, %v", host, port, host2, port2, err)
+		}
+		if dst[0] != atypDomain && !bytes.Equal(hdr[3:], dst) {
+			t.Fatalf("re-encoded %x, read %x", hdr[3:], dst)
+		}
+		// The requests' parser reads the same address.
+		q, err := readRequest(bytes.NewReader(append([]byte{5, cmdAssociate, 0}, dst...)))
+		if err != nil || q.host != host || q.port != port {
+			t.Fatalf("as a request: %+v, %v; want %q %d", q, err, host, port)
 		}
 	})
 }

@@ -26,6 +26,20 @@ type Config struct {
 	// Dial returns, and a failure that the connection reports later, on
 	// its first Read or Write, closes the client's connection.
 	Dial DialFunc
+	// DialUDP, if set, serves UDP ASSOCIATE: it is called as
+	// DialUDP(ctx, "udp", "host:port") once per target of an association,
+	// with a name unresolved, and returns a connection with datagram
+	// semantics, as net.Dial("udp") does: each Write sends one datagram,
+	// each Read returns one. Its Write should drop rather than wait: one
+	// goroutine writes an association's datagrams to all its targets.
+	// Nil: UDP ASSOCIATE is answered "command not supported".
+	DialUDP DialFunc
+	// MaxUDPFlows bounds the targets one UDP association talks to at
+	// once; a datagram to one more is dropped. Zero: 256.
+	MaxUDPFlows int
+	// UDPIdleTimeout closes a UDP association's flow to a target after
+	// this long without a datagram either way. Zero: 2 minutes.
+	UDPIdleTimeout time.Duration
 	// NoFastOpen makes the server wait for the target's answer before it
 	// replies: if the connection Dial returns is an Establisher, its
 	// Established error is the answer. Either error is mapped to the reply
@@ -41,8 +55,8 @@ type Config struct {
 	// HandshakeTimeout bounds reading the greeting, authentication and
 	// request, and writing the reply. Zero: 10 seconds.
 	HandshakeTimeout time.Duration
-	// DialTimeout bounds Dial, and with NoFastOpen the wait for the
-	// target's answer. Zero: 30 seconds.
+	// DialTimeout bounds Dial and DialUDP, and with NoFastOpen the wait
+	// for the target's answer. Zero: 30 seconds.
 	DialTimeout time.Duration
 	// Logger receives per-connection events at debug level. Nil: discard.
 	Logger *slog.Logger
@@ -55,6 +69,7 @@ type Server struct {
 	log   *slog.Logger
 	relay relay.Relay
 	group relay.Group
+	udp   udpCounts
 }
 
 // New validates cfg and returns a Server.
@@ -65,14 +80,23 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Users) > 0 && cfg.Authenticate != nil {
 		return nil, errors.New("socks5: both Users and Authenticate set")
 	}
-	if cfg.HandshakeTimeout < 0 || cfg.DialTimeout < 0 {
+	if cfg.HandshakeTimeout < 0 || cfg.DialTimeout < 0 || cfg.UDPIdleTimeout < 0 {
 		return nil, errors.New("socks5: negative timeout")
+	}
+	if cfg.MaxUDPFlows < 0 {
+		return nil, errors.New("socks5: negative MaxUDPFlows")
 	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
 	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 30 * time.Second
+	}
+	if cfg.MaxUDPFlows == 0 {
+		cfg.MaxUDPFlows = 256
+	}
+	if cfg.UDPIdleTimeout == 0 {
+		cfg.UDPIdleTimeout = 2 * time.Minute
 	}
 	s := &Server{cfg: cfg, auth: cfg.Authenticate, log: cfg.Logger}
 	if len(cfg.Users) > 0 {

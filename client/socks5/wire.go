@@ -88,8 +88,9 @@ func (q request) address() string {
 	return net.JoinHostPort(q.host, strconv.Itoa(int(q.port)))
 }
 
-// readRequest reads a request. A malformed one that can be answered is a
-// *protocolError carrying the reply code; a short read is returned as is.
+// readRequest reads a request: CONNECT or UDP ASSOCIATE. A malformed one
+// that can be answered is a *protocolError carrying the reply code; a
+// short read is returned as is.
 func readRequest(r io.Reader) (request, error) {
 	var b [4 + 1 + 255 + 2]byte
 	if _, err := io.ReadFull(r, b[:4]); err != nil {
@@ -99,47 +100,66 @@ func readRequest(r io.Reader) (request, error) {
 		return request{}, &protocolError{reply: ReplyGeneralFailure, msg: fmt.Sprintf("request: version %d", b[0])}
 	}
 	q := request{cmd: b[1], atyp: b[3]}
-	var addr []byte
-	switch q.atyp {
-	case atypIPv4:
-		addr = b[4 : 4+4+2]
-	case atypIPv6:
-		addr = b[4 : 4+16+2]
-	case atypDomain:
-		if _, err := io.ReadFull(r, b[4:5]); err != nil {
-			return request{}, fmt.Errorf("socks5: request: %w", err)
-		}
-		addr = b[5 : 5+int(b[4])+2]
-	default:
+	if addrSize(q.atyp, 0) == 0 {
 		return request{}, &protocolError{reply: ReplyAddressNotSupported, msg: fmt.Sprintf("request: address type %d", q.atyp)}
 	}
-	if _, err := io.ReadFull(r, addr); err != nil {
+	// The address's first byte is a domain's length: read it, then the rest.
+	if _, err := io.ReadFull(r, b[4:5]); err != nil {
 		return request{}, fmt.Errorf("socks5: request: %w", err)
 	}
-	host, port := addr[:len(addr)-2], addr[len(addr)-2:]
-	q.port = binary.BigEndian.Uint16(port)
-	switch q.atyp {
-	case atypIPv4:
-		q.host = netip.AddrFrom4([4]byte(host)).String()
-	case atypIPv6:
-		q.host = netip.AddrFrom16([16]byte(host)).String()
-	default:
-		if ip, err := netip.ParseAddr(string(host)); err == nil && ip.Zone() == "" {
-			q.host = ip.String() // an address sent as a name
-		} else if validName(host) {
-			q.host = string(host)
-		} else {
-			return request{}, &protocolError{reply: ReplyGeneralFailure, msg: fmt.Sprintf("request: bad domain name %q", host)}
-		}
+	n := addrSize(q.atyp, b[4])
+	if _, err := io.ReadFull(r, b[5:4+n]); err != nil {
+		return request{}, fmt.Errorf("socks5: request: %w", err)
+	}
+	var err error
+	if q.host, q.port, err = parseAddr(b[3 : 4+n]); err != nil {
+		return request{}, &protocolError{reply: ReplyGeneralFailure, msg: "request: " + err.Error()}
 	}
 	switch q.cmd {
-	case cmdConnect:
-	case cmdBind, cmdAssociate:
+	case cmdConnect, cmdAssociate:
+	case cmdBind:
 		return q, &protocolError{reply: ReplyCommandNotSupported, msg: fmt.Sprintf("request: command %d not supported", q.cmd)}
 	default:
 		return q, &protocolError{reply: ReplyCommandNotSupported, msg: fmt.Sprintf("request: unknown command %d", q.cmd)}
 	}
 	return q, nil
+}
+
+// addrSize is the size of DST.ADDR and DST.PORT after an ATYP of atyp,
+// whose first byte is first (a domain name's length), or 0 for an unknown
+// address type.
+func addrSize(atyp, first byte) int {
+	switch atyp {
+	case atypIPv4:
+		return 4 + 2
+	case atypIPv6:
+		return 16 + 2
+	case atypDomain:
+		return 1 + int(first) + 2
+	}
+	return 0
+}
+
+// parseAddr parses ATYP DST.ADDR DST.PORT, exactly addrSize long after
+// ATYP, as requests and UDP headers carry it: host is an IP address in
+// text form (a name that is an address too), or a valid name.
+func parseAddr(b []byte) (host string, port uint16, err error) {
+	atyp, addr := b[0], b[1:len(b)-2]
+	port = binary.BigEndian.Uint16(b[len(b)-2:])
+	switch atyp {
+	case atypIPv4:
+		return netip.AddrFrom4([4]byte(addr)).String(), port, nil
+	case atypIPv6:
+		return netip.AddrFrom16([16]byte(addr)).String(), port, nil
+	}
+	name := addr[1:]
+	if ip, err := netip.ParseAddr(string(name)); err == nil && ip.Zone() == "" {
+		return ip.String(), port, nil // an address sent as a name
+	}
+	if !validName(name) {
+		return "", 0, fmt.Errorf("bad domain name %q", name)
+	}
+	return string(name), port, nil
 }
 
 // validName reports whether name is a plausible host name: letters,
@@ -163,16 +183,31 @@ func validName(name []byte) bool {
 // invalid addr is sent as 0.0.0.0:0.
 func appendReply(b []byte, code byte, bound netip.AddrPort) []byte {
 	b = append(b, version5, code, 0x00)
-	ip := bound.Addr().Unmap()
+	b = appendIP(b, bound.Addr().Unmap())
+	return binary.BigEndian.AppendUint16(b, bound.Port())
+}
+
+// appendAddr appends ATYP DST.ADDR DST.PORT for host, an IP address in
+// text form or a name (as parseAddr returns it).
+func appendAddr(b []byte, host string, port uint16) []byte {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		b = appendIP(b, ip)
+	} else {
+		b = append(b, atypDomain, byte(len(host)))
+		b = append(b, host...)
+	}
+	return binary.BigEndian.AppendUint16(b, port)
+}
+
+// appendIP appends ATYP and the address; an invalid ip is sent as 0.0.0.0.
+func appendIP(b []byte, ip netip.Addr) []byte {
 	switch {
 	case ip.Is4():
 		b = append(b, atypIPv4)
-		b = append(b, ip.AsSlice()...)
 	case ip.Is6():
 		b = append(b, atypIPv6)
-		b = append(b, ip.AsSlice()...)
 	default:
-		b = append(b, atypIPv4, 0, 0, 0, 0)
+		return append(b, atypIPv4, 0, 0, 0, 0)
 	}
-	return binary.BigEndian.AppendUint16(b, bound.Port())
+	return append(b, ip.AsSlice()...)
 }

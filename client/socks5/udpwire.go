@@ -1,0 +1,34 @@
+package socks5
+
+import "errors"
+
+// Why a UDP request datagram is refused; either drops it.
+var (
+	errUDPHeader     = errors.New("socks5: malformed UDP request header")
+	errUDPFragmented = errors.New("socks5: fragmented UDP datagram")
+)
+
+// splitUDP splits a UDP request datagram (RFC 1928 section 7: RSV RSV FRAG
+// ATYP DST.ADDR DST.PORT DATA) into dst, its ATYP DST.ADDR DST.PORT as
+// sent, and data. It checks sizes and the fixed fields; parseAddr checks
+// dst. A fragment is refused: the RFC lets a server drop what it does not
+// reassemble, and clients do not fragment.
+func splitUDP(d []byte) (dst, data []byte, err error) {
+	if len(d) < 5 || d[0] != 0 || d[1] != 0 {
+		return nil, nil, errUDPHeader
+	}
+	if d[2] != 0 {
+		return nil, nil, errUDPFragmented
+	}
+	n := addrSize(d[3], d[4])
+	if n == 0 || len(d) < 4+n {
+		return nil, nil, errUDPHeader
+	}
+	return d[3 : 4+n], d[4+n:], nil
+}
+
+// appendUDPHeader appends the header of a UDP reply datagram from host
+// (an IP address in text form or a name) and port.
+func appendUDPHeader(b []byte, host string, port uint16) []byte {
+	return appendAddr(append(b, 0, 0, 0), host, port)
+}
