@@ -92,6 +92,7 @@ func New(cfg Config) (*Client, error) {
 	c.dns = &dnsHandler{local: &c.counts.dnsLocal, records: cfg.Records, bootstrap: boot, upstream: resolver, log: log}
 	if c.socks, err = socks5.New(socks5.Config{
 		Dial:       c.dial,
+		DialUDP:    c.dialer.DialContext, // CONNECT-UDP flows on the same connection
 		NoFastOpen: cfg.NoFastOpen,
 		Users:      cfg.SOCKSUsers,
 		Logger:     log,

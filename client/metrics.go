@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync/atomic"
 
+	"github.com/porta443/porta/client/socks5"
 	"github.com/porta443/porta/internal/metrics"
 )
 
@@ -75,6 +76,24 @@ func (c *Client) metricSet() *metrics.Set {
 		[]string{"direction"}, func(emit metrics.Emit) {
 			emit(float64(c.counts.up.Load()), "up")
 			emit(float64(c.counts.down.Load()), "down")
+		})
+	set.Counter("porta_udp_associations_total", "SOCKS5 UDP associations opened.", nil,
+		func(emit metrics.Emit) { emit(float64(c.socks.UDPStats().Associations)) })
+	set.Gauge("porta_udp_flows_active", "UDP flows through the tunnel open now (one per SOCKS5 association and target).", nil,
+		func(emit metrics.Emit) { emit(float64(c.socks.UDPStats().ActiveFlows)) })
+	set.Counter("porta_udp_datagrams_total",
+		"Datagrams relayed for SOCKS5 UDP associations, by direction: up is to the server, down from it.",
+		[]string{"direction"}, func(emit metrics.Emit) {
+			st := c.socks.UDPStats()
+			emit(float64(st.DatagramsIn), "up")
+			emit(float64(st.DatagramsOut), "down")
+		})
+	set.Counter("porta_udp_dropped_total", "Datagrams of SOCKS5 UDP associations dropped, by reason.",
+		[]string{"reason"}, func(emit metrics.Emit) {
+			st := c.socks.UDPStats()
+			for i, name := range socks5.DropReasonNames() {
+				emit(float64(st.Dropped[i]), name)
+			}
 		})
 	set.Gauge("porta_server_connections_active", "Connections to the server open now, by transport.",
 		[]string{"transport"}, func(emit metrics.Emit) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/porta443/porta/doh"
 	"github.com/porta443/porta/internal/metrics"
+	"github.com/porta443/porta/tunnel"
 	"github.com/quic-go/quic-go"
 )
 
@@ -114,6 +115,22 @@ func addTunnelMetrics(set *metrics.Set, s *Server) {
 				emit(float64(u.BytesDown), u.Name, "down")
 			}
 		})
+	udp := func(f func(st tunnel.UDPStats, emit metrics.Emit)) func(metrics.Emit) {
+		return func(emit metrics.Emit) { f(s.tunnel.UDPStats(), emit) }
+	}
+	set.Counter("porta_udp_flows_total", "CONNECT-UDP flows opened.", nil,
+		udp(func(st tunnel.UDPStats, emit metrics.Emit) { emit(float64(st.Flows)) }))
+	set.Gauge("porta_udp_flows_active", "CONNECT-UDP flows open now.", nil,
+		udp(func(st tunnel.UDPStats, emit metrics.Emit) { emit(float64(st.Active)) }))
+	set.Counter("porta_udp_datagrams_total",
+		"Datagrams relayed by CONNECT-UDP flows, by direction: up is client to target, down target to client.",
+		[]string{"direction"}, udp(func(st tunnel.UDPStats, emit metrics.Emit) {
+			emit(float64(st.DatagramsUp), "up")
+			emit(float64(st.DatagramsDown), "down")
+		}))
+	set.Counter("porta_udp_dropped_total",
+		"Datagrams CONNECT-UDP flows dropped: longer than the flow carries, or refused by the target's socket.",
+		nil, udp(func(st tunnel.UDPStats, emit metrics.Emit) { emit(float64(st.Dropped)) }))
 }
 
 // ListenMetrics opens the listener for Listeners.Metrics at addr: on
