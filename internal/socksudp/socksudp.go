@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,9 @@ type PacketConn struct {
 	pc    *net.UDPConn // not embedded: a QUIC stack would use its ReadMsgUDP and skip the headers
 	ctrl  net.Conn
 	relay *net.UDPAddr
+
+	rmu, wmu   sync.Mutex
+	rbuf, wbuf []byte
 }
 
 // Associate asks the SOCKS5 proxy at proxy (no authentication) for a UDP
@@ -120,8 +124,10 @@ func (c *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	d := append(Header(make([]byte, 0, 22+len(p)), host, uint16(port)), p...)
-	if _, err := c.pc.WriteTo(d, c.relay); err != nil {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = append(Header(c.wbuf[:0], host, uint16(port)), p...)
+	if _, err := c.pc.WriteTo(c.wbuf, c.relay); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -130,7 +136,12 @@ func (c *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // ReadFrom returns the next datagram from the association and who sent
 // it: a *net.UDPAddr, or a Name for an answer from a target named by name.
 func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	buf := make([]byte, 65536)
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, 65536)
+	}
+	buf := c.rbuf
 	for {
 		n, _, err := c.pc.ReadFrom(buf)
 		if err != nil {
