@@ -12,6 +12,14 @@
 // from the site. Authenticated clients get real errors, with an RFC 9209
 // Proxy-Status header.
 //
+// An authenticated extended CONNECT with :protocol connect-udp (RFC 9298)
+// at masque.Path's template is a UDP flow to its target, under the same
+// credentials and egress policy: HTTP Datagrams (RFC 9297) over HTTP/3,
+// DATAGRAM capsules over HTTP/2 (which needs the server to offer extended
+// CONNECT: internal/h2's EnableConnectProtocol, or net/http's with
+// GODEBUG=http2xconnect=1), with an idle timeout and a per-user flow
+// limit ([UsersConfig].MaxUDPFlows); [Handler.UDPStats] counts them.
+//
 // Serve one Handler from a TLS http.Server (HTTP/1.1 and HTTP/2, with
 // Server.HTTP2 = [ServerHTTP2Config]()) and a quic-go http3.Server (with
 // QUICConfig = [ServerQUICConfig]()) on the same port. HTTP/1.1 and HTTP/3
@@ -25,7 +33,9 @@
 // long-lived connection to a porta server (another only while one is full),
 // over HTTP/2 or HTTP/3, failing over between servers with jittered backoff.
 // DialContext returns at once and the CONNECT leaves with the first Write,
-// so a new connection costs one round trip.
+// so a new connection costs one round trip. DialContext with "udp" opens a
+// CONNECT-UDP flow on the same connection, a net.Conn whose Writes and
+// Reads are datagrams (over internal/h2 or HTTP/3; not with StdHTTP2).
 //
 // Over HTTP/2 the Dialer speaks the protocol itself, on x/net/http2's
 // Framer, rather than through net/http's Transport, which copies each
