@@ -5,9 +5,11 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/porta443/porta/client"
 	"github.com/porta443/porta/internal/relay/relaytest"
+	"github.com/porta443/porta/internal/socksudp"
 	"github.com/porta443/porta/internal/testenv"
 )
 
@@ -57,12 +59,31 @@ func TestLogsKeepNamesAndTargetsPrivate(t *testing.T) {
 			relaytest.Curl(t, "--max-time", "10", "-x", "http://"+s.httpAddr, "http://"+host+":"+closed+"/?privacy-query=2")
 		}
 
+		// UDP flows through SOCKS5 to a name that answers and to one
+		// that does not exist (net/http's HTTP/2 client carries none).
+		echo := udpEcho(t)
+		udpPort := itoa(uint16(echo.Port))
+		private.Ports = append(private.Ports, udpPort)
+		pc := associate(t, s)
+		for _, host := range []string{"files.example.test", "privacy-nx.example.test"} {
+			if _, err := pc.WriteTo([]byte("privacy"), socksudp.Name(net.JoinHostPort(host, udpPort))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if transport != "h2std" {
+			pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, from, err := pc.ReadFrom(make([]byte, 100)); err != nil || from.String() != "files.example.test:"+udpPort {
+				t.Fatalf("UDP through SOCKS5: from %v, %v", from, err)
+			}
+		}
+
 		// The server is down: the lookup and the tunnels fail.
 		s.stopServer()
 		if out, err := s.dig("privacy-down.example.test"); err != nil || !strings.Contains(out, "status: SERVFAIL") {
 			t.Fatalf("dig while the server is down: %v\n%s", err, out)
 		}
 		relaytest.Curl(t, "--max-time", "10", "--socks5-hostname", s.socksAddr, "http://privacy-gone.example.test:"+port+"/?privacy-query=3")
+		pc.WriteTo([]byte("privacy"), socksudp.Name("privacy-gone.example.test:"+udpPort))
 		relaytest.Curl(t, "--max-time", "10", "-x", "http://"+s.httpAddr, "http://privacy-gone.example.test:"+port+"/?privacy-query=4")
 		httpConnect(t, s.httpAddr, "privacy-gone.example.test:"+port)
 		s.startServer(s.serverAddr) // for the stack's cleanup
