@@ -60,7 +60,7 @@ func TestLogsKeepNamesAndTargetsPrivate(t *testing.T) {
 		}
 
 		// UDP flows through SOCKS5 to a name that answers and to one
-		// that does not exist (net/http's HTTP/2 client carries none).
+		// that does not exist.
 		echo := udpEcho(t)
 		udpPort := itoa(uint16(echo.Port))
 		private.Ports = append(private.Ports, udpPort)
@@ -70,7 +70,7 @@ func TestLogsKeepNamesAndTargetsPrivate(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if transport != "h2std" {
+		if transport != "h2std" { // net/http's HTTP/2 client carries no UDP
 			pc.SetReadDeadline(time.Now().Add(10 * time.Second))
 			if _, from, err := pc.ReadFrom(make([]byte, 100)); err != nil || from.String() != "files.example.test:"+udpPort {
 				t.Fatalf("UDP through SOCKS5: from %v, %v", from, err)

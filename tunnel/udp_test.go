@@ -14,7 +14,8 @@ import (
 )
 
 // udpModes are the Dialer's transports that carry CONNECT-UDP: internal/h2
-// against either HTTP/2 server, and HTTP/3.
+// against either HTTP/2 server, and HTTP/3 (not HTTP/1.1, whose RFC 9298
+// form is an Upgrade, nor net/http's client: see TestUDPNotOnStdClient).
 var udpModes = []string{"h2", "h2stdsrv", "h3"}
 
 // serveUDPEcho answers every datagram on 127.0.0.1 with the same bytes.
@@ -243,12 +244,17 @@ func TestUDPIdleAndClose(t *testing.T) {
 	})
 }
 
-// net/http's HTTP/2 client is not one that carries UDP: dialing says so.
+// net/http's HTTP/2 client cannot send extended CONNECT: dialing UDP on
+// it says so at once.
 func TestUDPNotOnStdClient(t *testing.T) {
 	ts := newUDPServer(t, HandlerConfig{})
 	d := newDialer(t, ts, "h2std", testUser, testToken)
-	if c, err := d.DialContext(context.Background(), "udp", serveUDPEcho(t)); err == nil {
+	c, err := d.DialContext(context.Background(), "udp", serveUDPEcho(t))
+	if err == nil {
 		c.Close()
 		t.Fatal("a UDP flow over net/http's HTTP/2 client")
+	}
+	if !errors.Is(err, errNotSupported) {
+		t.Errorf("error %v; want errNotSupported", err)
 	}
 }

@@ -213,23 +213,27 @@ func (s *h2Session) openUDP(ctx context.Context, target string) (clientFlow, err
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: h2 CONNECT-UDP: %w", err)
 	}
-	cs := h2ClientStream{st}
+	return newCapsuleFlow(h2ClientStream{st}), nil
+}
+
+// capsuleFlow is a CONNECT-UDP flow in DATAGRAM capsules on an HTTP/2
+// stream.
+type capsuleFlow struct {
+	*h2UDP
+	st clientStream
+}
+
+func newCapsuleFlow(st clientStream) *capsuleFlow {
 	write := func(b []byte) error {
-		_, err := cs.Write(b)
+		_, err := st.Write(b)
 		return err
 	}
-	return &h2ClientFlow{h2UDP: newH2UDP(cs, write), st: cs}, nil
+	return &capsuleFlow{h2UDP: newH2UDP(st, write), st: st}
 }
 
-// h2ClientFlow is a CONNECT-UDP stream on porta's own HTTP/2 client.
-type h2ClientFlow struct {
-	*h2UDP
-	st h2ClientStream
-}
-
-func (f *h2ClientFlow) response(ctx context.Context) error { return f.st.response(ctx) }
-func (f *h2ClientFlow) SetWriteDeadline(t time.Time) error { return f.st.SetWriteDeadline(t) }
-func (f *h2ClientFlow) close()                             { f.st.Close() }
+func (f *capsuleFlow) response(ctx context.Context) error { return f.st.response(ctx) }
+func (f *capsuleFlow) SetWriteDeadline(t time.Time) error { return f.st.SetWriteDeadline(t) }
+func (f *capsuleFlow) close()                             { f.st.Close() }
 
 // openUDP sends the CONNECT-UDP for target on the HTTP/3 connection, once
 // the server's SETTINGS say it takes HTTP Datagrams.
@@ -283,7 +287,9 @@ func (f *h3ClientFlow) response(ctx context.Context) error {
 func (f *h3ClientFlow) SetWriteDeadline(t time.Time) error { return f.st.SetWriteDeadline(t) }
 func (f *h3ClientFlow) close()                             { f.st.Close() }
 
-// openUDP: net/http's HTTP/2 client is kept for TCP tunnels and DoH only.
+// openUDP: net/http's client refuses a ":protocol" field (Go 1.26 checks
+// header names before its HTTP/2 layer, which could send it), so there is
+// no extended CONNECT through its public API.
 func (s *stdSession) openUDP(ctx context.Context, target string) (clientFlow, error) {
-	return nil, fmt.Errorf("%w: UDP needs porta's own HTTP/2 client or HTTP/3, not the standard HTTP/2 client", errNotSupported)
+	return nil, fmt.Errorf("%w: net/http's HTTP/2 client sends no extended CONNECT; CONNECT-UDP needs porta's own (the default) or HTTP/3", errNotSupported)
 }
