@@ -249,9 +249,7 @@ func (h *Handler) Close() error {
 	for rl := range h.active {
 		rl.abort(errClosed)
 	}
-	for fl := range h.flows {
-		fl.end(errClosed)
-	}
+	h.closeUDPLocked()
 	h.mu.Unlock()
 	h.wg.Wait()
 	h.watch.close()

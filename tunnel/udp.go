@@ -231,6 +231,22 @@ func (fl *udpTunnel) download() {
 	}
 }
 
+// CloseUDP ends every CONNECT-UDP flow; the client reads EOF. A server
+// shutting down calls it first: unlike a TCP tunnel, a flow has no end of
+// its own to wait for, and its client dials again, on another server if
+// it has one, with its next datagram.
+func (h *Handler) CloseUDP() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closeUDPLocked()
+}
+
+func (h *Handler) closeUDPLocked() {
+	for fl := range h.flows {
+		fl.end(errClosed)
+	}
+}
+
 func (h *Handler) trackFlow(fl *udpTunnel) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()

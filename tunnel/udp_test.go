@@ -212,7 +212,8 @@ func TestUDPRefused(t *testing.T) {
 }
 
 // A flow that carries nothing for the idle timeout is ended by the
-// server, and the client's Read says so; Handler.Close ends the others.
+// server, and the client's Read says so; CloseUDP ends the others, and
+// Handler.Close what came after.
 func TestUDPIdleAndClose(t *testing.T) {
 	runOver(t, udpModes, func(t *testing.T, mode string) {
 		echo := serveUDPEcho(t)
@@ -233,14 +234,21 @@ func TestUDPIdleAndClose(t *testing.T) {
 		if _, err := exchange(t, c, []byte("hi")); err != nil {
 			t.Fatal(err)
 		}
+		busy.h.CloseUDP()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 10)); !errors.Is(err, io.EOF) {
+			t.Errorf("after CloseUDP: %v; want EOF", err)
+		}
+		c = dialUDP(t, newDialer(t, busy, mode, testUser, testToken), echo)
+		if _, err := exchange(t, c, []byte("again")); err != nil {
+			t.Fatalf("a new flow after CloseUDP: %v", err)
+		}
 		busy.h.Close()
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.Read(make([]byte, 10)); err == nil {
 			t.Error("a flow went on after Handler.Close")
 		}
-		if n := busy.h.UDPStats().Active; n != 0 {
-			t.Errorf("%d flows active after Close", n)
-		}
+		waitFor(t, "no active flow after Close", 5*time.Second, func() bool { return busy.h.UDPStats().Active == 0 })
 	})
 }
 
