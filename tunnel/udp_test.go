@@ -266,3 +266,38 @@ func TestUDPNotOnStdClient(t *testing.T) {
 		t.Errorf("error %v; want errNotSupported", err)
 	}
 }
+
+// BenchmarkUDPEcho: one datagram out and its echo back through a flow,
+// 32 in flight, per op.
+func BenchmarkUDPEcho(b *testing.B) {
+	for _, mode := range []string{"h2", "h3"} {
+		b.Run(mode, func(b *testing.B) {
+			echo := serveUDPEcho(b)
+			ts := newUDPServer(b, HandlerConfig{})
+			c := dialUDP(b, newDialer(b, ts, mode, testUser, testToken), echo)
+			p := make([]byte, 1200)
+			buf := make([]byte, 2048)
+			if _, err := exchange(b, c, p); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(p)))
+			b.ResetTimer()
+			inflight := 0
+			for i := 0; i < b.N; {
+				for inflight < 32 && i+inflight < b.N {
+					if _, err := c.Write(p); err != nil {
+						b.Fatal(err)
+					}
+					inflight++
+				}
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				if _, err := c.Read(buf); err != nil {
+					inflight = 0 // lost: go on
+					continue
+				}
+				inflight--
+				i++
+			}
+		})
+	}
+}
