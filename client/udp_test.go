@@ -3,12 +3,9 @@ package client_test
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
-	"errors"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
@@ -150,28 +147,7 @@ func TestSOCKSUDPHTTP3(t *testing.T) {
 }
 
 // udpEcho answers every datagram on 127.0.0.1 with the same bytes.
-func udpEcho(t *testing.T) *net.UDPAddr {
-	t.Helper()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc.SetReadBuffer(1 << 20)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1<<16)
-		for {
-			n, from, err := pc.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteToUDP(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-	return pc.LocalAddr().(*net.UDPAddr)
-}
+func udpEcho(t *testing.T) *net.UDPAddr { return testenv.NewUDPEcho(t, "127.0.0.1").Addr }
 
 // 10,000 numbered datagrams each way through SOCKS5 UDP and the tunnel to
 // an echo server, at most 32 in flight: every one that comes back is
@@ -190,59 +166,14 @@ func TestSOCKSUDPTenThousand(t *testing.T) {
 		if _, _, err := pc.ReadFrom(make([]byte, 100)); err != nil {
 			t.Fatal(err)
 		}
-		const total, window, size = 10000, 32, 512
-		seen := make([]bool, total)
-		got, dups, reordered, last, sent, given := 0, 0, 0, -1, 0, 0
-		buf := make([]byte, 2048)
-		for sent < total || got+given < sent {
-			for sent < total && sent-got-given < window {
-				p := make([]byte, size)
-				binary.BigEndian.PutUint32(p, uint32(sent))
-				for i := 4; i < size; i++ {
-					p[i] = byte(sent * i)
-				}
-				if _, err := pc.WriteTo(p, echo); err != nil {
-					t.Fatal(err)
-				}
-				sent++
-			}
+		recv := func(b []byte) (int, error) {
 			pc.SetReadDeadline(time.Now().Add(2 * time.Second))
-			n, _, err := pc.ReadFrom(buf)
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				given = sent - got // what is out is lost: open the window again
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			seq := int(binary.BigEndian.Uint32(buf))
-			if n != size || seq >= total {
-				t.Fatalf("a %d-byte datagram, seq %d", n, seq)
-			}
-			for i := 4; i < size; i++ {
-				if buf[i] != byte(seq*i) {
-					t.Fatalf("datagram %d corrupt at byte %d", seq, i)
-				}
-			}
-			if seen[seq] {
-				dups++
-				continue
-			}
-			seen[seq] = true
-			got++
-			if seq < last {
-				reordered++
-			}
-			last = max(last, seq)
+			n, _, err := pc.ReadFrom(b)
+			return n, err
 		}
-		echoed := got
-		t.Logf("%s: sent %d, echoed %d, lost %d, duplicated %d, reordered %d", transport, total, echoed, total-echoed, dups, reordered)
-		if dups != 0 {
-			t.Errorf("%d duplicates", dups)
-		}
-		if lost := total - echoed; lost > total/100 {
-			t.Errorf("%d of %d lost on loopback", lost, total)
-		}
+		n := testenv.ExchangeNumbered(t, 10000, 32, 512, func(p []byte) error { _, err := pc.WriteTo(p, echo); return err }, recv)
+		t.Logf("%s: %s", transport, n)
+		n.Check(t)
 	})
 }
 

@@ -16,6 +16,15 @@ type h3Leg struct {
 }
 
 func newH3Leg(w http.ResponseWriter) (clientLeg, error) {
+	str, err := takeH3Stream(w)
+	if err != nil {
+		return nil, err
+	}
+	return &h3Leg{str: str}, nil
+}
+
+// takeH3Stream answers 200 and takes the request stream over from quic-go.
+func takeH3Stream(w http.ResponseWriter) (*http3.Stream, error) {
 	hs, ok := w.(http3.HTTPStreamer)
 	if !ok {
 		return nil, fmt.Errorf("%w: HTTP/3 response writer without HTTPStream", errNotSupported)
@@ -25,7 +34,7 @@ func newH3Leg(w http.ResponseWriter) (clientLeg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: sending 200: %w", err)
 	}
-	return &h3Leg{str: str}, nil
+	return str, nil
 }
 
 func (l *h3Leg) Read(p []byte) (int, error) { return l.str.Read(p) }

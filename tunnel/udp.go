@@ -286,14 +286,9 @@ func newH2UDPLeg(w http.ResponseWriter, r *http.Request) (*udpLeg, error) {
 // newH3UDPLeg answers 200 and carries the flow in HTTP Datagrams, with
 // capsules on the stream for what a QUIC datagram cannot carry.
 func newH3UDPLeg(w http.ResponseWriter) (*udpLeg, error) {
-	hs, ok := w.(http3.HTTPStreamer)
-	if !ok {
-		return nil, fmt.Errorf("%w: HTTP/3 response writer without HTTPStream", errNotSupported)
-	}
-	w.WriteHeader(http.StatusOK)
-	str, err := hs.HTTPStream() // sends the header
+	str, err := takeH3Stream(w)
 	if err != nil {
-		return nil, fmt.Errorf("tunnel: sending 200: %w", err)
+		return nil, err
 	}
 	return &udpLeg{
 		udpStream: newH3UDP(str, true),

@@ -3,7 +3,6 @@ package tunnel
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +10,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/porta443/porta/internal/testenv"
 )
 
 // udpModes are the Dialer's transports that carry CONNECT-UDP: internal/h2
@@ -19,27 +20,7 @@ import (
 var udpModes = []string{"h2", "h2stdsrv", "h3"}
 
 // serveUDPEcho answers every datagram on 127.0.0.1 with the same bytes.
-func serveUDPEcho(t testing.TB) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1<<16)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-	return pc.LocalAddr().String()
-}
+func serveUDPEcho(t testing.TB) string { return testenv.NewUDPEcho(t, "127.0.0.1").Addr.String() }
 
 func newUDPServer(t testing.TB, cfg HandlerConfig) *testServer {
 	t.Helper()
@@ -112,58 +93,13 @@ func TestUDPBurst(t *testing.T) {
 		echo := serveUDPEcho(t)
 		ts := newUDPServer(t, HandlerConfig{})
 		c := dialUDP(t, newDialer(t, ts, mode, testUser, testToken), echo)
-		const total, window, size = 2000, 32, 512
-		seen := make([]bool, total)
-		got, dups, reordered, last := 0, 0, 0, -1
-		sent := 0
-		buf := make([]byte, 2048)
-		for sent < total || got+dups < sent {
-			for sent < total && sent-got < window {
-				p := make([]byte, size)
-				binary.BigEndian.PutUint32(p, uint32(sent))
-				for i := 4; i < size; i++ {
-					p[i] = byte(sent + i)
-				}
-				if _, err := c.Write(p); err != nil {
-					t.Fatal(err)
-				}
-				sent++
-			}
+		recv := func(b []byte) (int, error) {
 			c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			n, err := c.Read(buf)
-			if err != nil {
-				if errors.Is(err, errTimeout) {
-					break // the rest is lost
-				}
-				t.Fatal(err)
-			}
-			seq := int(binary.BigEndian.Uint32(buf))
-			if n != size || seq >= total {
-				t.Fatalf("a %d-byte datagram, seq %d", n, seq)
-			}
-			for i := 4; i < size; i++ {
-				if buf[i] != byte(seq+i) {
-					t.Fatalf("datagram %d corrupt at byte %d", seq, i)
-				}
-			}
-			if seen[seq] {
-				dups++
-				continue
-			}
-			seen[seq] = true
-			got++
-			if seq < last {
-				reordered++
-			}
-			last = max(last, seq)
+			return c.Read(b)
 		}
-		t.Logf("%s: sent %d, echoed %d, lost %d, duplicated %d, reordered %d", mode, total, got, total-got, dups, reordered)
-		if dups != 0 {
-			t.Errorf("%d duplicates", dups)
-		}
-		if lost := total - got; lost > total/100 {
-			t.Errorf("%d of %d lost on loopback", lost, total)
-		}
+		n := testenv.ExchangeNumbered(t, 2000, 32, 512, func(p []byte) error { _, err := c.Write(p); return err }, recv)
+		t.Logf("%s: %s", mode, n)
+		n.Check(t)
 	})
 }
 

@@ -9,11 +9,11 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/porta443/porta/internal/relay/relaytest"
+	"github.com/porta443/porta/internal/testenv"
 )
 
 // udpMsg builds a UDP request datagram: RSV FRAG ATYP DST.ADDR DST.PORT DATA.
@@ -34,33 +34,15 @@ func udpMsgTo(target netip.AddrPort, data string) []byte {
 
 // udpEcho is a loopback UDP server that sends every datagram back.
 type udpEcho struct {
-	addr     netip.AddrPort
-	received atomic.Uint64
+	*testenv.UDPEcho
+	addr netip.AddrPort
 }
 
 func startUDPEcho(t *testing.T) *udpEcho { return startUDPEchoOn(t, "127.0.0.1") }
 
 func startUDPEchoOn(t *testing.T, ip string) *udpEcho {
-	t.Helper()
-	pc := listenUDP(t, ip)
-	e := &udpEcho{addr: pc.LocalAddr().(*net.UDPAddr).AddrPort()}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		buf := make([]byte, udpBufferSize)
-		for {
-			n, from, err := pc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			e.received.Add(1)
-			pc.WriteToUDPAddrPort(buf[:n], from)
-		}
-	})
-	t.Cleanup(func() {
-		pc.Close()
-		wg.Wait()
-	})
-	return e
+	e := testenv.NewUDPEcho(t, ip)
+	return &udpEcho{UDPEcho: e, addr: e.Addr.AddrPort()}
 }
 
 // listenUDP opens a UDP socket on ip, closed at cleanup.

@@ -2,12 +2,11 @@ package socks5
 
 import (
 	"bytes"
-	"encoding/binary"
-	"errors"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/porta443/porta/internal/testenv"
 )
 
 // TestUDPManyDatagrams: 10,000 datagrams each way through an association
@@ -20,65 +19,27 @@ func TestUDPManyDatagrams(t *testing.T) {
 	s, proxy := startUDPServer(t, Config{Dial: dialDirect, DialUDP: (&udpDialer{}).Dial})
 	c := associate(t, proxy, netip.AddrPort{}, nil)
 	hdr := udpMsgTo(echo.addr, "")
-	// A datagram carries its sequence number, and bytes that follow
-	// from it: any corruption shows.
-	datagram := func(seq int) []byte {
-		b := binary.BigEndian.AppendUint32(bytes.Clone(hdr), uint32(seq))
-		for i := len(b); len(b) < len(hdr)+size; i++ {
-			b = append(b, byte(seq*31+i*7))
-		}
-		return b
-	}
-
 	c.echo(udpMsgTo(echo.addr, "first")) // the flow is dialed: no datagram waits for it
 
-	seen := make([]bool, total)
-	var sent, got, given, dups, reordered, corrupt int // given: up as lost after a silence
-	highest := -1
+	send := func(p []byte) error {
+		c.send(append(bytes.Clone(hdr), p...))
+		return nil
+	}
 	buf := make([]byte, udpBufferSize)
-	for got < total {
-		for ; sent < total && sent-got-given < window; sent++ {
-			c.send(datagram(sent))
-		}
+	recv := func(p []byte) (int, error) {
 		c.pc.SetReadDeadline(time.Now().Add(time.Second))
 		n, _, err := c.pc.ReadFromUDPAddrPort(buf)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if sent == total {
-				break
-			}
-			given = sent - got
-			continue
-		} else if err != nil {
-			t.Fatal(err)
+		if err != nil {
+			return 0, err
 		}
-		d := buf[:n]
-		if len(d) != len(hdr)+size {
-			corrupt++
-			continue
+		if n < len(hdr) {
+			return 0, nil // counted as corrupt
 		}
-		seq := int(binary.BigEndian.Uint32(d[len(hdr):]))
-		if seq >= total || !bytes.Equal(d, datagram(seq)) {
-			corrupt++
-			continue
-		}
-		if seen[seq] {
-			dups++
-			continue
-		}
-		seen[seq] = true
-		got++
-		if seq < highest {
-			reordered++
-		}
-		highest = max(highest, seq)
+		return copy(p, buf[len(hdr):n]), nil
 	}
+	n := testenv.ExchangeNumbered(t, total, window, size, send, recv)
 	st := s.UDPStats()
-	t.Logf("%d datagrams of %d bytes sent, %d in flight at most: the target got %d, the client got back %d (lost %d), duplicates %d, reordered %d, corrupt %d; the relay counted %d in, %d out, dropped %v (the relay's and the target's counts include the first datagram)",
-		total, size, window, echo.received.Load()-1, got, total-got, dups, reordered, corrupt, st.DatagramsIn, st.DatagramsOut, st.Dropped)
-	if dups != 0 || corrupt != 0 {
-		t.Fatalf("%d duplicates, %d corrupt", dups, corrupt)
-	}
-	if lost := total - got; lost > total/100 {
-		t.Fatalf("lost %d of %d", lost, total)
-	}
+	t.Logf("%d datagrams of %d bytes, %d in flight at most: %s; the target got %d; the relay counted %d in, %d out, dropped %v (the relay's and the target's counts include the first datagram)",
+		total, size, window, n, echo.Received.Load()-1, st.DatagramsIn, st.DatagramsOut, st.Dropped)
+	n.Check(t)
 }
