@@ -77,25 +77,7 @@ fi
 )
 porta=$work/porta cb=$work/cb tb=$work/tb
 
-die() { echo "bench/client.sh: $*" >&2; exit 1; }
-# bg NAME CMD...: CMD in the background, output in $work/NAME.log; sets $pid.
-bg() {
-	local name=$1; shift
-	"$@" >"$work/$name.log" 2>&1 &
-	pid=$!
-	pids+=("$pid")
-}
-# waitfor NAME REGEX: waits until NAME's log matches, prints the match.
-waitfor() {
-	local m
-	for _ in $(seq 200); do
-		m=$(grep -o -m1 -E "$2" "$work/$1.log" 2>/dev/null || true)
-		[ -n "$m" ] && { echo "$m"; return 0; }
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "bench/client.sh: $1 did not start:" >&2; cat "$work/$1.log" >&2; exit 1
-}
+. bench/lib.sh
 port() { "$cb" port; }
 
 # --- the servers --------------------------------------------------------
@@ -191,7 +173,6 @@ done
 # --- 1. DNS cache hits --------------------------------------------------
 
 for i in $(seq 100); do echo "hit$i.bench.example A"; done >"$work/names.txt"
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+system, clock ticks
 declare -A qps cpu queries
 dnsperf_run() { # NAME ADDR PID SECONDS
 	local before after
@@ -219,13 +200,10 @@ for _ in $(seq "$ROUNDS"); do
 	dnsperf_run porta "$DNS" "$PORTA_DNS_PID" "$DNS_SECONDS"
 	dnsperf_run unbound "$UNBOUND" "$UNBOUND_PID" "$DNS_SECONDS"
 done
-best() { tr ' ' '\n' | grep . | sort -g | tail -1; }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 Q_PORTA=$(echo "${qps[porta]}" | best)
 Q_UNB=$(echo "${qps[unbound]}" | best)
 hz=$(getconf CLK_TCK)
 us() { awk -v t="${cpu[$1]}" -v hz="$hz" -v n="${queries[$1]}" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
 dns_row() {
 	echo "| DNS cache hits, dnsperf UDP -c $CLIENTS -q $OUTSTANDING -l $DNS_SECONDS, 100 names (queries/s, best of $ROUNDS: ${qps[porta]}/ ${qps[unbound]}; CPU µs/query) | $Q_PORTA; $(us porta) µs | unbound $Q_UNB; $(us unbound) µs | $(ratio "$Q_PORTA" "$Q_UNB") | ≥ 1.0× |"
 }
@@ -290,7 +268,6 @@ check --socks5-hostname "$SOCKS_H2S" "http://$SRC/"
 check --socks5-hostname "$SOCKS_H3" "http://$SRC/"
 check "http://127.0.0.1:$STC/"
 
-sumticks() { local p t=0; for p in "$@"; do t=$((t + $(ticks "$p"))); done; echo "$t"; }
 get() { # CURL-ARGS...: prints MB/s, dies on a short transfer
 	local out
 	out=$(curl -sSf -o /dev/null -w '%{size_download} %{speed_download}' "$@") || die "curl $* failed"

@@ -47,23 +47,7 @@ go build -o "$work/tb" ./bench/tunnelbench
 go build -o "$work/dnsup" ./bench/dnsupstream
 porta=$work/porta ub=$work/ub
 
-die() { echo "bench/udp.sh: $*" >&2; exit 1; }
-bg() { # NAME CMD...: CMD in the background, output in $work/NAME.log; sets $pid.
-	local name=$1; shift
-	"$@" >"$work/$name.log" 2>&1 &
-	pid=$!
-	pids+=("$pid")
-}
-waitfor() { # NAME REGEX: waits until NAME's log matches, prints the match.
-	local m
-	for _ in $(seq 200); do
-		m=$(grep -o -m1 -E "$2" "$work/$1.log" 2>/dev/null || true)
-		[ -n "$m" ] && { echo "$m"; return 0; }
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "bench/udp.sh: $1 did not start:" >&2; cat "$work/$1.log" >&2; exit 1
-}
+. bench/lib.sh
 port() { "$work/cb" port; }
 
 bg upstream "$work/dnsup" -mode upstream
@@ -101,8 +85,6 @@ SOCKS_DH3=$socks
 
 # --- 1. throughput ------------------------------------------------------
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+system, clock ticks
-sumticks() { local p t=0; for p in "$@"; do t=$((t + $(ticks "$p"))); done; echo "$t"; }
 field() { sed 's/ /\n/g' | sed -n "s/^$1=//p"; }
 declare -A pps mbs lost cpu echoes
 run_flood() { # NAME "PIDS" [SOCKS]
@@ -125,9 +107,6 @@ for _ in $(seq "$ROUNDS"); do
 	run_flood h2 "$PID_H2 $SERVER_PID" "$SOCKS_H2"
 	run_flood h3 "$PID_H3 $SERVER_PID" "$SOCKS_H3"
 done
-best() { tr ' ' '\n' | grep . | sort -g | tail -1; }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
 hz=$(getconf CLK_TCK)
 # CPU seconds of the client and the server per million echoes
 cpum() { awk -v t="${cpu[$1]}" -v hz="$hz" -v n="${echoes[$1]}" 'BEGIN{printf "%.1f", t / hz / (n / 1e6)}'; }
