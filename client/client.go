@@ -52,7 +52,7 @@ func New(cfg Config) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if len(cfg.Servers) == 0 {
-		return nil, errors.New("--server: give at least one https://NAME:TOKEN@host[:port]")
+		return nil, &ConfigError{Field: "Servers", Err: errors.New("give at least one https://NAME:TOKEN@host[:port]")}
 	}
 	boot, err := newBootstrap(cfg.Servers, cfg.Bootstrap)
 	if err != nil {
@@ -129,19 +129,19 @@ func Listen(dnsAddr, socksAddr, httpAddr string) (Listeners, error) {
 	var err error
 	if dnsAddr != "" {
 		if l.DNSUDP, l.DNSTCP, err = listenDNS(dnsAddr); err != nil {
-			return Listeners{}, fmt.Errorf("--dns: %w", err)
+			return Listeners{}, &ListenError{Listener: "DNSUDP", Err: err}
 		}
 	}
 	if socksAddr != "" {
 		if l.SOCKS, err = net.Listen("tcp", socksAddr); err != nil {
 			l.Close()
-			return Listeners{}, fmt.Errorf("--socks: %w", err)
+			return Listeners{}, &ListenError{Listener: "SOCKS", Err: err}
 		}
 	}
 	if httpAddr != "" {
 		if l.HTTPProxy, err = net.Listen("tcp", httpAddr); err != nil {
 			l.Close()
-			return Listeners{}, fmt.Errorf("--http-proxy: %w", err)
+			return Listeners{}, &ListenError{Listener: "HTTPProxy", Err: err}
 		}
 	}
 	return l, nil

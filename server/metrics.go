@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -126,7 +125,7 @@ func ListenMetrics(addr string, service net.Listener) (net.Listener, error) {
 	}
 	ln, err := metrics.Listen(addr, port)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics: %w", err)
+		return nil, &ListenError{Listener: "Metrics", Err: err}
 	}
 	return ln, nil
 }

@@ -7,7 +7,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -88,11 +87,11 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if p := cfg.dohPath(); p[0] != '/' || p == "/" || strings.ContainsAny(p, "?#") {
-		return nil, fmt.Errorf("--doh-path %q: want a path such as /dns-query", p)
+		return nil, &ConfigError{Field: "DoHPath", Value: p, Err: errors.New("want a path such as /dns-query")}
 	}
 	resolver, err := doh.NewResolver(doh.ResolverConfig{Upstreams: cfg.Upstreams, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("--upstream: %w", err)
+		return nil, &ConfigError{Field: "Upstreams", Err: err}
 	}
 	s := &Server{cfg: cfg, log: log, certs: certs, ech: echKeys, resolver: resolver}
 	if s.proxyFrom, err = proxyFrom(&cfg); err != nil {
@@ -104,9 +103,9 @@ func New(cfg Config) (_ *Server, err error) {
 	s.probeDoH.Own = s.doh.Own
 	s.handler = router
 	if len(cfg.Users) > 0 || cfg.UsersFile != "" {
-		if s.users, err = tunnel.NewUsers(tunnel.UsersConfig{Users: cfg.Users, File: cfg.UsersFile}); err != nil {
+		if s.users, err = newUsers(&cfg); err != nil {
 			resolver.Close()
-			return nil, userError(err)
+			return nil, err
 		}
 		s.tunnel, err = tunnel.NewHandler(tunnel.HandlerConfig{
 			Next:         router,
@@ -125,12 +124,18 @@ func New(cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
-// userError names the flag a users error came from.
-func userError(err error) error {
-	if strings.Contains(err.Error(), "users file") {
-		return fmt.Errorf("--users: %w", err)
+// newUsers makes the tunnel's users. The entries of Users are checked
+// first on their own, so that an error names the field it comes from: one
+// from the users file (or a name in both) is UsersFile's.
+func newUsers(cfg *Config) (*tunnel.Users, error) {
+	if _, err := tunnel.NewUsers(tunnel.UsersConfig{Users: cfg.Users}); err != nil {
+		return nil, &ConfigError{Field: "Users", Err: err}
 	}
-	return fmt.Errorf("--user: %w", err)
+	users, err := tunnel.NewUsers(tunnel.UsersConfig{Users: cfg.Users, File: cfg.UsersFile})
+	if err != nil {
+		return nil, &ConfigError{Field: "UsersFile", Err: err}
+	}
+	return users, nil
 }
 
 // Pin is the SHA-256 pin of the certificate in use ("sha256//BASE64"), for
@@ -172,13 +177,13 @@ func Listen(addr, httpAddr string) (Listeners, error) {
 	var l Listeners
 	tcp, udp, err := sameport.Listen(addr)
 	if err != nil {
-		return l, fmt.Errorf("--listen: %w", err)
+		return l, &ListenError{Listener: "TCP", Err: err}
 	}
 	l.TCP, l.UDP = tcp, udp
 	if httpAddr != "" {
 		if l.HTTP, err = net.Listen("tcp", httpAddr); err != nil {
 			l.Close()
-			return Listeners{}, fmt.Errorf("--http-listen: %w", err)
+			return Listeners{}, &ListenError{Listener: "HTTP", Err: err}
 		}
 	}
 	return l, nil
