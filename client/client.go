@@ -47,10 +47,8 @@ type Client struct {
 // New checks cfg and prepares the client. It does not connect yet: the
 // connection to the server is made on first use and kept.
 func New(cfg Config) (*Client, error) {
+	cfg.setDefaults()
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	if len(cfg.Servers) == 0 {
 		return nil, &ConfigError{Field: "Servers", Err: errors.New("give at least one https://NAME:TOKEN@host[:port]")}
 	}
@@ -77,7 +75,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	first, _ := url.Parse(cfg.Servers[0])
-	dohURL := (&url.URL{Scheme: "https", Host: first.Host, Path: cfg.dohPath()}).String()
+	dohURL := (&url.URL{Scheme: "https", Host: first.Host, Path: cfg.DoHPath}).String()
 	resolver, err := doh.NewResolver(doh.ResolverConfig{
 		Upstreams:     []string{dohURL},
 		HTTPTransport: dialer,

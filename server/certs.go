@@ -71,12 +71,12 @@ func (c *certSource) reload() error {
 	return nil
 }
 
-func newCertSource(cfg *Config, stateDir string, log *slog.Logger) (*certSource, error) {
-	acme, err := newACME(cfg, stateDir, log)
+func newCertSource(cfg *Config, log *slog.Logger) (*certSource, error) {
+	acme, err := newACME(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	c, err := newFileCertSource(cfg, stateDir, log, acme != nil)
+	c, err := newFileCertSource(cfg, log, acme != nil)
 	if err != nil {
 		if acme != nil {
 			acme.close()
@@ -96,14 +96,14 @@ func (c *certSource) close() {
 
 // newFileCertSource is the --cert or --self-signed certificate; none is
 // needed with ACME names.
-func newFileCertSource(cfg *Config, stateDir string, log *slog.Logger, acme bool) (*certSource, error) {
+func newFileCertSource(cfg *Config, log *slog.Logger, acme bool) (*certSource, error) {
 	switch {
 	case cfg.SelfSigned && (cfg.CertFile != "" || cfg.KeyFile != ""):
 		return nil, &FieldsError{Format: "%s: not with %s/%s", Fields: []string{"SelfSigned", "CertFile", "KeyFile"}}
 	case cfg.SelfSigned:
 		c := &certSource{
-			certFile:   filepath.Join(stateDir, "self-signed.crt"),
-			keyFile:    filepath.Join(stateDir, "self-signed.key"),
+			certFile:   filepath.Join(cfg.StateDir, "self-signed.crt"),
+			keyFile:    filepath.Join(cfg.StateDir, "self-signed.key"),
 			selfSigned: true,
 			log:        log,
 			echName:    fileECHName(cfg),

@@ -38,8 +38,8 @@ func (c counted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) routers(site http.Handler) (main, probe *Router) {
 	s.doh = &doh.Handler{Resolver: s.resolver, Logger: s.log}
 	s.probeDoH = &doh.Handler{Resolver: s.resolver, Logger: s.log}
-	main = &Router{DoHPath: s.cfg.dohPath(), DoH: s.doh, Site: counted{&s.counts.site, site}}
-	probe = &Router{DoHPath: s.cfg.dohPath(), DoH: s.probeDoH, Site: counted{&s.counts.probeSite, site}}
+	main = &Router{DoHPath: s.cfg.DoHPath, DoH: s.doh, Site: counted{&s.counts.site, site}}
+	probe = &Router{DoHPath: s.cfg.DoHPath, DoH: s.probeDoH, Site: counted{&s.counts.probeSite, site}}
 	return main, probe
 }
 

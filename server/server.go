@@ -58,18 +58,12 @@ type Server struct {
 // certificates are loaded, the website is opened, upstreams and users
 // checked. Close releases what it holds if Serve is never called.
 func New(cfg Config) (_ *Server, err error) {
+	cfg.setDefaults()
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	stateDir := cfg.StateDir
-	if stateDir == "" {
-		stateDir = DefaultStateDir()
-	}
 	if err := checkECH(&cfg); err != nil {
 		return nil, err // before the certificate is made to cover the name
 	}
-	certs, err := newCertSource(&cfg, stateDir, log)
+	certs, err := newCertSource(&cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +72,7 @@ func New(cfg Config) (_ *Server, err error) {
 			certs.close() // what ACME started
 		}
 	}()
-	echKeys, err := newECHKeys(&cfg, stateDir, log)
+	echKeys, err := newECHKeys(&cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +80,7 @@ func New(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if p := cfg.dohPath(); p[0] != '/' || p == "/" || strings.ContainsAny(p, "?#") {
+	if p := cfg.DoHPath; p[0] != '/' || p == "/" || strings.ContainsAny(p, "?#") {
 		return nil, &ConfigError{Field: "DoHPath", Value: p, Err: errors.New("want a path such as /dns-query")}
 	}
 	resolver, err := doh.NewResolver(doh.ResolverConfig{Upstreams: cfg.Upstreams, Logger: log})
@@ -221,9 +215,9 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		TLSConfig:         s.tcpTLSConfig(),
 		Protocols:         &protocols,
 		HTTP2:             s.http2Config(),
-		ReadHeaderTimeout: s.cfg.readHeaderTimeout(), // also the TLS handshake's deadline
-		IdleTimeout:       s.cfg.idleTimeout(),
-		MaxHeaderBytes:    s.cfg.maxHeaderBytes(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, // also the TLS handshake's deadline
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		BaseContext:       base,
 		ConnState:         s.connState,
 		ErrorLog:          errLog,
@@ -240,8 +234,8 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 			Handler:        handler,
 			TLSConfig:      quicTLSConfig(s.certs.GetCertificate),
 			QUICConfig:     s.quicConfig(),
-			MaxHeaderBytes: s.cfg.maxHeaderBytes(),
-			IdleTimeout:    s.cfg.idleTimeout(),
+			MaxHeaderBytes: s.cfg.MaxHeaderBytes,
+			IdleTimeout:    s.cfg.IdleTimeout,
 			Logger:         s.log,
 			ConnContext: func(_ context.Context, c *quic.Conn) context.Context {
 				s.quicConn(c)
@@ -255,11 +249,11 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		httpsPort, _ := net.LookupPort("tcp", port)
 		redirect = &http.Server{
 			Handler:           s.plainHTTPHandler(httpsPort),
-			ReadHeaderTimeout: s.cfg.readHeaderTimeout(),
+			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       s.cfg.idleTimeout(),
-			MaxHeaderBytes:    s.cfg.maxHeaderBytes(),
+			IdleTimeout:       s.cfg.IdleTimeout,
+			MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 			BaseContext:       base,
 			ErrorLog:          errLog,
 		}
@@ -360,25 +354,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if ctx.Err() != nil {
 		s.closeAll()
 	}
-	s.drainTunnels(ctx)
+	if s.tunnel != nil {
+		// Until ctx ends, for the tunnels that outlive their HTTP server
+		// (HTTP/1.1 CONNECT, whose connections are hijacked); Close ends
+		// those left.
+		s.tunnel.WaitIdle(ctx)
+	}
 	return errors.Join(append(errs, s.Close())...)
-}
-
-// drainTunnels waits until ctx ends for tunnels that outlive their HTTP
-// server (HTTP/1.1 CONNECT, whose connections are hijacked).
-func (s *Server) drainTunnels(ctx context.Context) {
-	if s.tunnel == nil {
-		return
-	}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for s.tunnel.Active() > 0 {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 // Close ends every tunnel still open and releases the resolver. Shutdown
