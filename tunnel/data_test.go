@@ -41,7 +41,7 @@ func TestTunnelEcho(t *testing.T) {
 			t.Fatalf("echo differs: got %d bytes, want %d", len(got), len(data))
 		}
 		c.Close()
-		waitFor(t, "tunnel to close", 10*time.Second, func() bool { return ts.h.Active() == 0 })
+		waitIdle(t, ts.h)
 		st := ts.h.cfg.Users.Stats()
 		if len(st) != 1 || st[0].BytesUp != uint64(len(data)) || st[0].BytesDown != uint64(len(data)) || st[0].Total != 1 || st[0].Streams != 0 {
 			t.Fatalf("stats = %+v, want %d bytes each way over 1 stream", st, len(data))
@@ -122,7 +122,7 @@ func TestTargetClosesFirst(t *testing.T) {
 			t.Fatalf("got %d bytes, %v; want %d and EOF", len(got), err, len(data))
 		}
 		c.Close() // the tunnel stays half-open until the client is done too
-		waitFor(t, "tunnel to close", 10*time.Second, func() bool { return ts.h.Active() == 0 })
+		waitIdle(t, ts.h)
 	})
 }
 
@@ -159,7 +159,7 @@ func TestClientVanishes(t *testing.T) {
 		case <-time.After(15 * time.Second):
 			t.Fatal("target still connected after the client vanished")
 		}
-		waitFor(t, "tunnel to close", 10*time.Second, func() bool { return ts.h.Active() == 0 })
+		waitIdle(t, ts.h)
 	})
 }
 

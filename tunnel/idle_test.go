@@ -105,7 +105,7 @@ func TestIdleTunnelHoldsNoBuffer(t *testing.T) {
 		for _, c := range conns {
 			c.Close()
 		}
-		waitFor(t, "tunnels to close", 10*time.Second, func() bool { return ts.h.Active() == 0 })
+		waitIdle(t, ts.h)
 		waitFor(t, "the watcher to stop", 10*time.Second, func() bool {
 			return countGoroutines(watcherLoop) == 0
 		})
