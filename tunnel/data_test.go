@@ -280,22 +280,25 @@ func TestDialerSpreadsStreams(t *testing.T) {
 func TestTargetReset(t *testing.T) {
 	run(t, func(t *testing.T, mode string) {
 		ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
+		read := make(chan struct{}) // the client has what the target wrote
 		target := serveTarget(t, func(c *net.TCPConn) {
 			io.ReadFull(c, make([]byte, 2))
 			c.Write([]byte("partial"))
-			time.Sleep(50 * time.Millisecond)
+			<-read // a reset drops what is not yet read
 			c.SetLinger(0)
 			c.Close()
 		})
 		c := dialVia(t, ts, mode, target)
 		c.Write([]byte("go"))
 		c.SetReadDeadline(time.Now().Add(15 * time.Second))
-		got, err := io.ReadAll(c)
-		if err == nil {
-			t.Fatalf("read %q then a clean EOF; want an error after a target reset", got)
+		got := make([]byte, len("partial"))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != "partial" {
+			close(read)
+			t.Fatalf("before the reset: %q, %v", got, err)
 		}
-		if !bytes.HasPrefix([]byte("partial"), got) {
-			t.Fatalf("got %q", got)
+		close(read)
+		if rest, err := io.ReadAll(c); err == nil {
+			t.Fatalf("read %q then a clean EOF; want an error after a target reset", rest)
 		}
 	})
 }

@@ -86,7 +86,6 @@ func TestIdleTunnelHoldsNoBuffer(t *testing.T) {
 		}
 		idle("after an echo")
 
-		time.Sleep(100 * time.Millisecond)
 		close(late)
 		for i, c := range conns {
 			c.SetReadDeadline(time.Now().Add(10 * time.Second))
