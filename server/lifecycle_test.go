@@ -44,3 +44,21 @@ func TestServeContext(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+// TestCloseEndsServe: Close stops a serving server at once, and Serve
+// returns http.ErrServerClosed.
+func TestCloseEndsServe(t *testing.T) {
+	srv, ls, cert := prepare(t, server.Config{}, "")
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background(), ls) }()
+	r := &running{srv: srv, cert: cert, addr: ls.TCP.Addr().String()}
+	if resp, _ := get(t, r.clients(t)["h2"], newRequest(t, "GET", r.url("/"))); resp.StatusCode != http.StatusOK {
+		t.Fatalf("before Close: %s", resp.Status)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+}

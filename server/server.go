@@ -194,9 +194,11 @@ func (l Listeners) Close() error {
 	return errors.Join(errs...)
 }
 
-// Serve serves on l until Shutdown is called or a listener fails; ctx is
-// the parent of every request's context. It returns http.ErrServerClosed
-// after Shutdown.
+// Serve serves on l until Shutdown or Close is called or a listener fails.
+// ctx is only the parent of every request's context (http.Server's
+// BaseContext): canceling it does not stop Serve, though net/http then
+// fails the TLS handshakes it runs under it. It returns
+// http.ErrServerClosed after Shutdown or Close.
 func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	base := func(net.Listener) context.Context { return ctx }
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
@@ -363,10 +365,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(append(errs, s.Close())...)
 }
 
-// Close ends every tunnel still open and releases the resolver. Shutdown
-// calls it; call it yourself only when Serve was never called. Calls
-// after the first do nothing.
+// Close stops serving at once: it closes the listeners and every
+// connection, ends every tunnel still open and releases the resolver. A
+// Serve that has not begun yet returns http.ErrServerClosed. Shutdown ends
+// with it. Calls after the first do nothing.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	s.shutdown = true
+	s.mu.Unlock()
+	s.closeAll()
 	var err error
 	s.closeOnce.Do(func() {
 		if s.tunnel != nil {
