@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -52,7 +51,7 @@ func newBootstrap(servers []string, addrs []string) (*bootstrap, error) {
 		}
 		ap, err := netip.ParseAddrPort(a)
 		if err != nil {
-			return nil, fmt.Errorf("--bootstrap %q: want IP or IP:port", a)
+			return nil, &ConfigError{Field: "Bootstrap", Value: a, Err: errors.New("want IP or IP:port")}
 		}
 		b.targets = append(b.targets, ap.String())
 	}

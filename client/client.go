@@ -41,18 +41,19 @@ type Client struct {
 	shutdown   bool
 	metrics    *http.Server // serving Listeners.Metrics
 
+	closed    chan struct{} // closed by Close, which Shutdown ends with
+	closeOnce sync.Once
+
 	counts counts
 }
 
 // New checks cfg and prepares the client. It does not connect yet: the
 // connection to the server is made on first use and kept.
 func New(cfg Config) (*Client, error) {
+	cfg.setDefaults()
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	if len(cfg.Servers) == 0 {
-		return nil, errors.New("--server: give at least one https://NAME:TOKEN@host[:port]")
+		return nil, &ConfigError{Field: "Servers", Err: errors.New("give at least one https://NAME:TOKEN@host[:port]")}
 	}
 	boot, err := newBootstrap(cfg.Servers, cfg.Bootstrap)
 	if err != nil {
@@ -77,7 +78,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	first, _ := url.Parse(cfg.Servers[0])
-	dohURL := (&url.URL{Scheme: "https", Host: first.Host, Path: cfg.dohPath()}).String()
+	dohURL := (&url.URL{Scheme: "https", Host: first.Host, Path: cfg.DoHPath}).String()
 	resolver, err := doh.NewResolver(doh.ResolverConfig{
 		Upstreams:     []string{dohURL},
 		HTTPTransport: dialer,
@@ -88,7 +89,7 @@ func New(cfg Config) (*Client, error) {
 		dialer.Close()
 		return nil, fmt.Errorf("DoH through the server: %w", err)
 	}
-	c := &Client{cfg: cfg, log: log, dialer: dialer, resolver: resolver}
+	c := &Client{cfg: cfg, log: log, dialer: dialer, resolver: resolver, closed: make(chan struct{})}
 	c.dns = &dnsHandler{local: &c.counts.dnsLocal, records: cfg.Records, bootstrap: boot, upstream: resolver, log: log}
 	if c.socks, err = socks5.New(socks5.Config{
 		Dial:       c.dial,
@@ -130,19 +131,19 @@ func Listen(dnsAddr, socksAddr, httpAddr string) (Listeners, error) {
 	var err error
 	if dnsAddr != "" {
 		if l.DNSUDP, l.DNSTCP, err = listenDNS(dnsAddr); err != nil {
-			return Listeners{}, fmt.Errorf("--dns: %w", err)
+			return Listeners{}, &ListenError{Listener: "DNSUDP", Err: err}
 		}
 	}
 	if socksAddr != "" {
 		if l.SOCKS, err = net.Listen("tcp", socksAddr); err != nil {
 			l.Close()
-			return Listeners{}, fmt.Errorf("--socks: %w", err)
+			return Listeners{}, &ListenError{Listener: "SOCKS", Err: err}
 		}
 	}
 	if httpAddr != "" {
 		if l.HTTPProxy, err = net.Listen("tcp", httpAddr); err != nil {
 			l.Close()
-			return Listeners{}, fmt.Errorf("--http-proxy: %w", err)
+			return Listeners{}, &ListenError{Listener: "HTTPProxy", Err: err}
 		}
 	}
 	return l, nil
@@ -172,8 +173,11 @@ func (l Listeners) Close() error {
 	return errors.Join(errs...)
 }
 
-// Serve serves on l until Shutdown is called or a listener fails. It
-// returns http.ErrServerClosed after Shutdown.
+// Serve serves on l until Shutdown or Close is called or a listener fails.
+// ctx is only the parent of what is served's contexts (the proxies'
+// connections and requests, DNS queries, metrics requests): canceling it
+// cancels those, but does not stop Serve. It returns http.ErrServerClosed
+// after Shutdown or Close.
 func (c *Client) Serve(ctx context.Context, l Listeners) error {
 	c.mu.Lock()
 	if c.serving {
@@ -197,6 +201,7 @@ func (c *Client) Serve(ctx context.Context, l Listeners) error {
 		c.dnsServers = append(c.dnsServers, &dns.Server{Listener: l.DNSTCP, Handler: c.dns, MaxTCPQueries: -1})
 	}
 	dnsServers, dnsUDP := c.dnsServers, c.dnsUDP
+	c.dns.base = ctx // before any DNS server starts
 	c.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -235,6 +240,7 @@ func (c *Client) Serve(ctx context.Context, l Listeners) error {
 	}
 	c.log.Info("serving", listenerAttrs(l)...)
 	wg.Wait()
+	<-c.closed // with no listener at all, Serve still lasts until Shutdown or Close
 	close(errs)
 	var all []error
 	for err := range errs {
@@ -277,13 +283,7 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	for _, s := range dnsServers {
 		wg.Go(func() {
 			if err := s.ShutdownContext(ctx); err != nil {
-				// Not started yet: closing its socket makes it return at once.
-				if s.PacketConn != nil {
-					s.PacketConn.Close()
-				}
-				if s.Listener != nil {
-					s.Listener.Close()
-				}
+				closeDNSServer(s) // not started yet: this makes it return at once
 			}
 		})
 	}
@@ -294,13 +294,20 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	return errors.Join(errSOCKS, errHTTP, c.Close())
 }
 
-// Close closes everything at once: proxies, the resolver and the
-// connection to the server.
+// Close closes everything at once: the DNS listeners, the proxies, the
+// resolver and the connection to the server.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.shutdown = true
-	metricsSrv := c.metrics
+	dnsServers, dnsUDP, metricsSrv := c.dnsServers, c.dnsUDP, c.metrics
 	c.mu.Unlock()
+	defer c.closeOnce.Do(func() { close(c.closed) })
+	if dnsUDP != nil {
+		dnsUDP.conn.Close() // its serve returns once the slow queries are answered
+	}
+	for _, s := range dnsServers {
+		closeDNSServer(s)
+	}
 	var errs []error
 	if metricsSrv != nil {
 		errs = append(errs, metricsSrv.Close())
@@ -313,6 +320,17 @@ func (c *Client) Close() error {
 	}
 	errs = append(errs, c.resolver.Close(), c.dialer.Close())
 	return errors.Join(errs...)
+}
+
+// closeDNSServer closes a miekg/dns server's socket, which ends its
+// ActivateAndServe.
+func closeDNSServer(s *dns.Server) {
+	if s.PacketConn != nil {
+		s.PacketConn.Close()
+	}
+	if s.Listener != nil {
+		s.Listener.Close()
+	}
 }
 
 func (c *Client) isShutdown() bool {

@@ -55,9 +55,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-func (c *Config) dohPath() string {
+// setDefaults fills the fields whose zero value stands for a default, once,
+// in New's copy.
+func (c *Config) setDefaults() {
 	if c.DoHPath == "" {
-		return "/dns-query"
+		c.DoHPath = "/dns-query"
 	}
-	return c.DoHPath
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 }

@@ -23,6 +23,7 @@ type dnsHandler struct {
 	bootstrap *bootstrap
 	upstream  doh.Exchanger
 	log       *slog.Logger
+	base      context.Context // Client.Serve's ctx, each query's parent; nil: context.Background()
 }
 
 func (h *dnsHandler) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
@@ -53,7 +54,11 @@ func (h *dnsHandler) resolve(q *dns.Msg) *dns.Msg {
 		h.local.Add(1)
 		return m
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), dnsTimeout)
+	parent := h.base
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, dnsTimeout)
 	defer cancel()
 	if m := h.bootstrap.answer(ctx, q); m != nil {
 		h.local.Add(1)

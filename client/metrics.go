@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"sync/atomic"
 
@@ -112,7 +111,7 @@ func (c *Client) metricSet() *metrics.Set {
 func ListenMetrics(addr string) (net.Listener, error) {
 	ln, err := metrics.Listen(addr, 0)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics: %w", err)
+		return nil, &ListenError{Listener: "Metrics", Err: err}
 	}
 	return ln, nil
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -12,21 +13,21 @@ import (
 // without going out. Keys are lower-case FQDNs ("porta.test.").
 type Records map[string][]netip.Addr
 
-// ParseRecords reads NAME=IP entries (--record, repeatable); a name given
+// ParseRecords reads NAME=IP entries for Config.Records; a name given
 // several times gets every address.
 func ParseRecords(entries []string) (Records, error) {
 	recs := Records{}
 	for _, e := range entries {
 		name, ip, ok := strings.Cut(e, "=")
 		if !ok || name == "" {
-			return nil, fmt.Errorf("--record %q: want NAME=IP", e)
+			return nil, &ConfigError{Field: "Records", Value: e, Err: errors.New("want NAME=IP")}
 		}
 		addr, err := netip.ParseAddr(ip)
 		if err != nil {
-			return nil, fmt.Errorf("--record %q: %w", e, err)
+			return nil, &ConfigError{Field: "Records", Value: e, Err: err}
 		}
 		if _, ok := dns.IsDomainName(name); !ok {
-			return nil, fmt.Errorf("--record %q: %q is not a domain name", e, name)
+			return nil, &ConfigError{Field: "Records", Value: e, Err: fmt.Errorf("%q is not a domain name", name)}
 		}
 		fqdn := dns.CanonicalName(name)
 		recs[fqdn] = append(recs[fqdn], addr.Unmap())

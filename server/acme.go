@@ -46,7 +46,7 @@ type acmeCerts struct {
 // (its default) unless Config.acmeRenewCheck says otherwise.
 const acmeRenewCheck = 10 * time.Minute
 
-func newACME(cfg *Config, stateDir string, log *slog.Logger) (*acmeCerts, error) {
+func newACME(cfg *Config, log *slog.Logger) (*acmeCerts, error) {
 	if len(cfg.ACME) == 0 {
 		switch {
 		case cfg.ACMEEmail != "":
@@ -93,17 +93,13 @@ func newACME(cfg *Config, stateDir string, log *slog.Logger) (*acmeCerts, error)
 		}
 	}
 	zl := zapToSlog(log.Handler())
-	dir := filepath.Join(stateDir, "acme")
+	dir := filepath.Join(cfg.StateDir, "acme")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &ConfigError{Field: "StateDir", Err: err}
 	}
-	every := cfg.acmeRenewCheck
-	if every == 0 {
-		every = acmeRenewCheck
-	}
 	a.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return a.magic, nil },
-		RenewCheckInterval: every,
+		RenewCheckInterval: cfg.acmeRenewCheck,
 		Logger:             zl,
 	})
 	a.magic = certmagic.New(a.cache, certmagic.Config{

@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -52,15 +51,15 @@ func (c *certSource) reload() error {
 	}
 	certPEM, err := os.ReadFile(c.certFile)
 	if err != nil {
-		return fmt.Errorf("--cert: %w", err)
+		return &ConfigError{Field: "CertFile", Err: err}
 	}
 	keyPEM, err := os.ReadFile(c.keyFile)
 	if err != nil {
-		return fmt.Errorf("--key: %w", err)
+		return &ConfigError{Field: "KeyFile", Err: err}
 	}
 	pair, err := selfsigned.Pair(certPEM, keyPEM)
 	if err != nil {
-		return fmt.Errorf("--cert %s / --key %s: %w", c.certFile, c.keyFile, err)
+		return &FieldsError{Format: "%s / %s", Fields: []string{"CertFile", "KeyFile"}, Values: []string{c.certFile, c.keyFile}, Err: err}
 	}
 	if !c.selfSigned && !covers(pair.Leaf, c.echName) { // a self-signed one is renewed to cover it
 		return &ConfigError{Field: "ECHPublicName", Err: fmt.Errorf("the certificate in %s does not cover %q", c.certFile, c.echName)}
@@ -72,12 +71,12 @@ func (c *certSource) reload() error {
 	return nil
 }
 
-func newCertSource(cfg *Config, stateDir string, log *slog.Logger) (*certSource, error) {
-	acme, err := newACME(cfg, stateDir, log)
+func newCertSource(cfg *Config, log *slog.Logger) (*certSource, error) {
+	acme, err := newACME(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	c, err := newFileCertSource(cfg, stateDir, log, acme != nil)
+	c, err := newFileCertSource(cfg, log, acme != nil)
 	if err != nil {
 		if acme != nil {
 			acme.close()
@@ -97,20 +96,20 @@ func (c *certSource) close() {
 
 // newFileCertSource is the --cert or --self-signed certificate; none is
 // needed with ACME names.
-func newFileCertSource(cfg *Config, stateDir string, log *slog.Logger, acme bool) (*certSource, error) {
+func newFileCertSource(cfg *Config, log *slog.Logger, acme bool) (*certSource, error) {
 	switch {
 	case cfg.SelfSigned && (cfg.CertFile != "" || cfg.KeyFile != ""):
-		return nil, errors.New("--self-signed: not with --cert/--key")
+		return nil, &FieldsError{Format: "%s: not with %s/%s", Fields: []string{"SelfSigned", "CertFile", "KeyFile"}}
 	case cfg.SelfSigned:
 		c := &certSource{
-			certFile:   filepath.Join(stateDir, "self-signed.crt"),
-			keyFile:    filepath.Join(stateDir, "self-signed.key"),
+			certFile:   filepath.Join(cfg.StateDir, "self-signed.crt"),
+			keyFile:    filepath.Join(cfg.StateDir, "self-signed.key"),
 			selfSigned: true,
 			log:        log,
 			echName:    fileECHName(cfg),
 		}
 		if err := ensureSelfSigned(c.certFile, c.keyFile, c.echName); err != nil {
-			return nil, fmt.Errorf("--self-signed: %w", err)
+			return nil, &ConfigError{Field: "SelfSigned", Err: err}
 		}
 		if err := c.reload(); err != nil {
 			return nil, err
@@ -120,18 +119,18 @@ func newFileCertSource(cfg *Config, stateDir string, log *slog.Logger, acme bool
 		// made before ECH was turned on: renewing adds the public name.
 		if leaf := c.current.Load().Leaf; renewDue(leaf, time.Now()) || !covers(leaf, c.echName) {
 			if err := c.renew(time.Now()); err != nil {
-				return nil, fmt.Errorf("--self-signed: %w", err)
+				return nil, &ConfigError{Field: "SelfSigned", Err: err}
 			}
 		}
 		return c, nil
 	case cfg.CertFile == "" && cfg.KeyFile == "" && acme:
 		return &certSource{log: log}, nil
 	case cfg.CertFile == "" && cfg.KeyFile == "":
-		return nil, errors.New("no certificate: give --cert and --key, or --self-signed")
+		return nil, &FieldsError{Format: "no certificate: give %s and %s, or %s", Fields: []string{"CertFile", "KeyFile", "SelfSigned"}}
 	case cfg.CertFile == "":
-		return nil, errors.New("--key: needs --cert too")
+		return nil, &FieldsError{Format: "%s: needs %s too", Fields: []string{"KeyFile", "CertFile"}}
 	case cfg.KeyFile == "":
-		return nil, errors.New("--cert: needs --key too")
+		return nil, &FieldsError{Format: "%s: needs %s too", Fields: []string{"CertFile", "KeyFile"}}
 	}
 	c := &certSource{certFile: cfg.CertFile, keyFile: cfg.KeyFile, log: log, echName: fileECHName(cfg)}
 	c.names = &sniWarnings{log: log, certFile: cfg.CertFile}

@@ -128,20 +128,34 @@ func DefaultStateDir() string {
 	return filepath.Join(home, ".local", "state", "porta")
 }
 
-func (c *Config) readHeaderTimeout() time.Duration {
-	return orDefault(c.ReadHeaderTimeout, 10*time.Second)
-}
-
-func (c *Config) dohPath() string { return orDefault(c.DoHPath, "/dns-query") }
-
-func (c *Config) idleTimeout() time.Duration { return orDefault(c.IdleTimeout, 3*time.Minute) }
-
-func (c *Config) maxHeaderBytes() int { return orDefault(c.MaxHeaderBytes, http.DefaultMaxHeaderBytes) }
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
+// setDefaults fills the fields whose zero value stands for a default, once,
+// in New's copy: after it, every field holds what is used.
+func (c *Config) setDefaults() {
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir()
 	}
-	return v
+	if c.acmeRenewCheck == 0 {
+		c.acmeRenewCheck = acmeRenewCheck
+	}
+	if c.ECHRotate == 0 {
+		c.ECHRotate = defaultECHRotate
+	}
+	if c.HSTSMaxAge == 0 {
+		c.HSTSMaxAge = defaultHSTSMaxAge
+	}
+	if c.DoHPath == "" {
+		c.DoHPath = "/dns-query"
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 3 * time.Minute
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = http.DefaultMaxHeaderBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 }

@@ -54,18 +54,14 @@ func newECHState(r ech.Ring, publicName string) *echState {
 	return &echState{ring: r, keys: r.TLSKeys(publicName), list: r.ConfigList(publicName)}
 }
 
-// newECHKeys loads the keys in stateDir, making them if there are none,
+// newECHKeys loads the keys in cfg.StateDir, making them if there are none,
 // for cfg.ECHPublicName; nil if that is "". A ring due for rotation is
 // rotated at once.
-func newECHKeys(cfg *Config, stateDir string, log *slog.Logger) (*echKeys, error) {
+func newECHKeys(cfg *Config, log *slog.Logger) (*echKeys, error) {
 	if cfg.ECHPublicName == "" {
 		return nil, nil
 	}
-	rotate := cfg.ECHRotate
-	if rotate == 0 {
-		rotate = defaultECHRotate
-	}
-	e := &echKeys{file: filepath.Join(stateDir, echKeysFile), publicName: cfg.ECHPublicName, rotate: rotate, log: log}
+	e := &echKeys{file: filepath.Join(cfg.StateDir, echKeysFile), publicName: cfg.ECHPublicName, rotate: cfg.ECHRotate, log: log}
 	ring, err := loadECHRing(e.file, cfg.ECHPublicName, time.Now())
 	if err != nil {
 		return nil, err
@@ -170,12 +166,9 @@ func ECHConfigList(cfg Config) ([]byte, error) {
 	if cfg.ECHPublicName == "" {
 		return nil, &ConfigError{Field: "ECHPublicName", Err: errors.New("not set: ECH is off")}
 	}
-	stateDir := cfg.StateDir
-	if stateDir == "" {
-		stateDir = DefaultStateDir()
-	}
+	cfg.setDefaults()
 	name := strings.ToLower(cfg.ECHPublicName)
-	ring, err := loadECHRing(filepath.Join(stateDir, echKeysFile), name, time.Now())
+	ring, err := loadECHRing(filepath.Join(cfg.StateDir, echKeysFile), name, time.Now())
 	if err != nil {
 		return nil, err
 	}

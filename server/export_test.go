@@ -1,7 +1,6 @@
 package server
 
 import (
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -11,7 +10,8 @@ import (
 // NewSiteHandler is the website New would build for cfg, for tests that
 // serve it elsewhere (over plain HTTP).
 func NewSiteHandler(cfg Config) (http.Handler, error) {
-	return newSite(&cfg, slog.New(slog.DiscardHandler))
+	cfg.setDefaults()
+	return newSite(&cfg, cfg.Logger)
 }
 
 // MaintainCertificates does at now what a serving server does every hour:

@@ -18,12 +18,11 @@ type hsts struct {
 	value []string // nil: none; shared by every response, never written into
 }
 
+// newHSTS is the header for Config.HSTSMaxAge, its default filled in.
 func newHSTS(maxAge time.Duration) (hsts, error) {
 	switch {
 	case maxAge < 0:
 		return hsts{}, nil
-	case maxAge == 0:
-		maxAge = defaultHSTSMaxAge
 	case maxAge < time.Second:
 		return hsts{}, &ConfigError{Field: "HSTSMaxAge", Err: fmt.Errorf("%v is under a second", maxAge)}
 	}

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -40,8 +39,8 @@ func (c counted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) routers(site http.Handler) (main, probe *Router) {
 	s.doh = &doh.Handler{Resolver: s.resolver, Logger: s.log}
 	s.probeDoH = &doh.Handler{Resolver: s.resolver, Logger: s.log}
-	main = &Router{DoHPath: s.cfg.dohPath(), DoH: s.doh, Site: counted{&s.counts.site, site}}
-	probe = &Router{DoHPath: s.cfg.dohPath(), DoH: s.probeDoH, Site: counted{&s.counts.probeSite, site}}
+	main = &Router{DoHPath: s.cfg.DoHPath, DoH: s.doh, Site: counted{&s.counts.site, site}}
+	probe = &Router{DoHPath: s.cfg.DoHPath, DoH: s.probeDoH, Site: counted{&s.counts.probeSite, site}}
 	return main, probe
 }
 
@@ -143,7 +142,7 @@ func ListenMetrics(addr string, service net.Listener) (net.Listener, error) {
 	}
 	ln, err := metrics.Listen(addr, port)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics: %w", err)
+		return nil, &ListenError{Listener: "Metrics", Err: err}
 	}
 	return ln, nil
 }

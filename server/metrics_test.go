@@ -208,8 +208,8 @@ func TestMetricsListener(t *testing.T) {
 	if ln, err := server.ListenMetrics(":"+portOf(ls.TCP.Addr().String()), ls.TCP); err == nil {
 		ln.Close()
 		t.Error("metrics on the public port")
-	} else if !strings.HasPrefix(err.Error(), "--metrics: ") {
-		t.Errorf("error %q does not name the flag", err)
+	} else if le, ok := errors.AsType[*server.ListenError](err); !ok || le.Listener != "Metrics" {
+		t.Errorf("error %q is not a ListenError for Listeners.Metrics", err)
 	}
 	ln, err := server.ListenMetrics(":0", ls.TCP)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/porta443/porta/internal/h2/h2test"
+	"github.com/porta443/porta/internal/testenv"
 	"github.com/porta443/porta/server"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -194,7 +195,8 @@ func TestEarlyDataConnectLooksLikeTheSite(t *testing.T) {
 // earlyConnect sends an authenticated CONNECT in 0-RTT (retrying until one
 // goes in early data) and writes down the answer.
 func earlyConnect(t *testing.T, addr string) string {
-	tlsConf := &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", NextProtos: []string{http3.NextProtoH3}, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+	tickets := testenv.NewTicketCache()
+	tlsConf := &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", NextProtos: []string{http3.NextProtoH3}, ClientSessionCache: tickets}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	send := func(conn *quic.Conn) string {
@@ -223,7 +225,7 @@ func earlyConnect(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	send(conn) // a full handshake first, for the session ticket
-	time.Sleep(50 * time.Millisecond)
+	tickets.Wait(t)
 	conn.CloseWithError(0, "")
 	for try := 0; try < 10; try++ {
 		early, err := quic.DialAddrEarly(ctx, addr, tlsConf, nil)

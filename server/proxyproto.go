@@ -100,7 +100,7 @@ func (c proxiedConn) SetLinger(sec int) error {
 func (s *Server) tcpListener(ln net.Listener) net.Listener {
 	ln = metrics.Listener{Listener: ln, Counts: &s.counts.tcp}
 	if s.cfg.ProxyProtocol {
-		ln = proxiedListener{proxyListener(ln, s.proxyFrom, s.cfg.readHeaderTimeout())}
+		ln = proxiedListener{proxyListener(ln, s.proxyFrom, s.cfg.ReadHeaderTimeout)}
 	}
 	return ln
 }

@@ -7,7 +7,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -59,18 +58,12 @@ type Server struct {
 // certificates are loaded, the website is opened, upstreams and users
 // checked. Close releases what it holds if Serve is never called.
 func New(cfg Config) (_ *Server, err error) {
+	cfg.setDefaults()
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	stateDir := cfg.StateDir
-	if stateDir == "" {
-		stateDir = DefaultStateDir()
-	}
 	if err := checkECH(&cfg); err != nil {
 		return nil, err // before the certificate is made to cover the name
 	}
-	certs, err := newCertSource(&cfg, stateDir, log)
+	certs, err := newCertSource(&cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +72,7 @@ func New(cfg Config) (_ *Server, err error) {
 			certs.close() // what ACME started
 		}
 	}()
-	echKeys, err := newECHKeys(&cfg, stateDir, log)
+	echKeys, err := newECHKeys(&cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -87,12 +80,12 @@ func New(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if p := cfg.dohPath(); p[0] != '/' || p == "/" || strings.ContainsAny(p, "?#") {
-		return nil, fmt.Errorf("--doh-path %q: want a path such as /dns-query", p)
+	if p := cfg.DoHPath; p[0] != '/' || p == "/" || strings.ContainsAny(p, "?#") {
+		return nil, &ConfigError{Field: "DoHPath", Value: p, Err: errors.New("want a path such as /dns-query")}
 	}
 	resolver, err := doh.NewResolver(doh.ResolverConfig{Upstreams: cfg.Upstreams, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("--upstream: %w", err)
+		return nil, &ConfigError{Field: "Upstreams", Err: err}
 	}
 	s := &Server{cfg: cfg, log: log, certs: certs, ech: echKeys, resolver: resolver}
 	if s.proxyFrom, err = proxyFrom(&cfg); err != nil {
@@ -104,9 +97,9 @@ func New(cfg Config) (_ *Server, err error) {
 	s.probeDoH.Own = s.doh.Own
 	s.handler = router
 	if len(cfg.Users) > 0 || cfg.UsersFile != "" {
-		if s.users, err = tunnel.NewUsers(tunnel.UsersConfig{Users: cfg.Users, File: cfg.UsersFile}); err != nil {
+		if s.users, err = newUsers(&cfg); err != nil {
 			resolver.Close()
-			return nil, userError(err)
+			return nil, err
 		}
 		s.tunnel, err = tunnel.NewHandler(tunnel.HandlerConfig{
 			Next:         router,
@@ -125,12 +118,18 @@ func New(cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
-// userError names the flag a users error came from.
-func userError(err error) error {
-	if strings.Contains(err.Error(), "users file") {
-		return fmt.Errorf("--users: %w", err)
+// newUsers makes the tunnel's users. The entries of Users are checked
+// first on their own, so that an error names the field it comes from: one
+// from the users file (or a name in both) is UsersFile's.
+func newUsers(cfg *Config) (*tunnel.Users, error) {
+	if _, err := tunnel.NewUsers(tunnel.UsersConfig{Users: cfg.Users}); err != nil {
+		return nil, &ConfigError{Field: "Users", Err: err}
 	}
-	return fmt.Errorf("--user: %w", err)
+	users, err := tunnel.NewUsers(tunnel.UsersConfig{Users: cfg.Users, File: cfg.UsersFile})
+	if err != nil {
+		return nil, &ConfigError{Field: "UsersFile", Err: err}
+	}
+	return users, nil
 }
 
 // Pin is the SHA-256 pin of the certificate in use ("sha256//BASE64"), for
@@ -172,13 +171,13 @@ func Listen(addr, httpAddr string) (Listeners, error) {
 	var l Listeners
 	tcp, udp, err := sameport.Listen(addr)
 	if err != nil {
-		return l, fmt.Errorf("--listen: %w", err)
+		return l, &ListenError{Listener: "TCP", Err: err}
 	}
 	l.TCP, l.UDP = tcp, udp
 	if httpAddr != "" {
 		if l.HTTP, err = net.Listen("tcp", httpAddr); err != nil {
 			l.Close()
-			return Listeners{}, fmt.Errorf("--http-listen: %w", err)
+			return Listeners{}, &ListenError{Listener: "HTTP", Err: err}
 		}
 	}
 	return l, nil
@@ -195,9 +194,11 @@ func (l Listeners) Close() error {
 	return errors.Join(errs...)
 }
 
-// Serve serves on l until Shutdown is called or a listener fails; ctx is
-// the parent of every request's context. It returns http.ErrServerClosed
-// after Shutdown.
+// Serve serves on l until Shutdown or Close is called or a listener fails.
+// ctx is only the parent of every request's context (http.Server's
+// BaseContext): canceling it does not stop Serve, though net/http then
+// fails the TLS handshakes it runs under it. It returns
+// http.ErrServerClosed after Shutdown or Close.
 func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	base := func(net.Listener) context.Context { return ctx }
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
@@ -216,9 +217,9 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		TLSConfig:         s.tcpTLSConfig(),
 		Protocols:         &protocols,
 		HTTP2:             s.http2Config(),
-		ReadHeaderTimeout: s.cfg.readHeaderTimeout(), // also the TLS handshake's deadline
-		IdleTimeout:       s.cfg.idleTimeout(),
-		MaxHeaderBytes:    s.cfg.maxHeaderBytes(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, // also the TLS handshake's deadline
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		BaseContext:       base,
 		ConnState:         s.connState,
 		ErrorLog:          errLog,
@@ -238,8 +239,8 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 			EnableDatagrams: true, // HTTP Datagrams carry CONNECT-UDP flows (RFC 9297)
 			TLSConfig:       quicTLSConfig(s.certs.GetCertificate),
 			QUICConfig:      s.quicConfig(),
-			MaxHeaderBytes:  s.cfg.maxHeaderBytes(),
-			IdleTimeout:     s.cfg.idleTimeout(),
+			MaxHeaderBytes:  s.cfg.MaxHeaderBytes,
+			IdleTimeout:     s.cfg.IdleTimeout,
 			Logger:          s.log,
 			ConnContext: func(_ context.Context, c *quic.Conn) context.Context {
 				s.quicConn(c)
@@ -253,11 +254,11 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		httpsPort, _ := net.LookupPort("tcp", port)
 		redirect = &http.Server{
 			Handler:           s.plainHTTPHandler(httpsPort),
-			ReadHeaderTimeout: s.cfg.readHeaderTimeout(),
+			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       s.cfg.idleTimeout(),
-			MaxHeaderBytes:    s.cfg.maxHeaderBytes(),
+			IdleTimeout:       s.cfg.IdleTimeout,
+			MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 			BaseContext:       base,
 			ErrorLog:          errLog,
 		}
@@ -342,6 +343,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if https == nil {
 		return s.Close()
 	}
+	if s.tunnel != nil {
+		// A UDP flow has no end of its own to wait for: it ends now, and
+		// its client dials again (elsewhere) with its next datagram.
+		s.tunnel.CloseUDP()
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	wg.Go(func() { errs[0] = https.Shutdown(ctx) })
@@ -358,31 +364,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if ctx.Err() != nil {
 		s.closeAll()
 	}
-	s.drainTunnels(ctx)
+	if s.tunnel != nil {
+		// Until ctx ends, for the tunnels that outlive their HTTP server
+		// (HTTP/1.1 CONNECT, whose connections are hijacked); Close ends
+		// those left.
+		s.tunnel.WaitIdle(ctx)
+	}
 	return errors.Join(append(errs, s.Close())...)
 }
 
-// drainTunnels waits until ctx ends for tunnels that outlive their HTTP
-// server (HTTP/1.1 CONNECT, whose connections are hijacked).
-func (s *Server) drainTunnels(ctx context.Context) {
-	if s.tunnel == nil {
-		return
-	}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for s.tunnel.Active() > 0 {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-// Close ends every tunnel still open and releases the resolver. Shutdown
-// calls it; call it yourself only when Serve was never called. Calls
-// after the first do nothing.
+// Close stops serving at once: it closes the listeners and every
+// connection, ends every tunnel still open and releases the resolver. A
+// Serve that has not begun yet returns http.ErrServerClosed. Shutdown ends
+// with it. Calls after the first do nothing.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	s.shutdown = true
+	s.mu.Unlock()
+	s.closeAll()
 	var err error
 	s.closeOnce.Do(func() {
 		if s.tunnel != nil {

@@ -261,26 +261,53 @@ func TestSelfSignedIsKeptAndPinned(t *testing.T) {
 	}
 }
 
+// TestConfigErrors: what New refuses names the Config field it is about
+// (the first of them, for a rule about several) in a typed error.
 func TestConfigErrors(t *testing.T) {
 	cert := testenv.NewCert(t)
+	users := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(users, []byte("no token here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withCert := func(c server.Config) server.Config {
+		c.CertFile, c.KeyFile = cert.CertFile, cert.KeyFile
+		return c
+	}
 	for _, tc := range []struct {
-		name string
-		cfg  server.Config
-		want string
+		name  string
+		cfg   server.Config
+		field string
 	}{
-		{"no certificate", server.Config{}, "no certificate"},
-		{"missing cert file", server.Config{CertFile: "/nonexistent.pem", KeyFile: cert.KeyFile}, "--cert"},
-		{"cert without key", server.Config{CertFile: cert.CertFile}, "--cert: needs --key"},
-		{"key that is not a key", server.Config{CertFile: cert.CertFile, KeyFile: cert.CertFile}, "--key"},
-		{"two certificate sources", server.Config{SelfSigned: true, CertFile: cert.CertFile, KeyFile: cert.KeyFile}, "--self-signed"},
-		{"site and proxy", server.Config{CertFile: cert.CertFile, KeyFile: cert.KeyFile, SiteDir: t.TempDir(), SiteProxy: "http://127.0.0.1:1"}, "--site"},
-		{"missing site", server.Config{CertFile: cert.CertFile, KeyFile: cert.KeyFile, SiteDir: "/nonexistent"}, "--site"},
-		{"proxy not http", server.Config{CertFile: cert.CertFile, KeyFile: cert.KeyFile, SiteProxy: "ftp://x"}, "--site-proxy"},
+		{"no certificate", server.Config{}, "CertFile"},
+		{"missing cert file", server.Config{CertFile: "/nonexistent.pem", KeyFile: cert.KeyFile}, "CertFile"},
+		{"cert without key", server.Config{CertFile: cert.CertFile}, "CertFile"},
+		{"key without cert", server.Config{KeyFile: cert.KeyFile}, "KeyFile"},
+		{"key that is not a key", server.Config{CertFile: cert.CertFile, KeyFile: cert.CertFile}, "CertFile"},
+		{"two certificate sources", withCert(server.Config{SelfSigned: true}), "SelfSigned"},
+		{"site and proxy", withCert(server.Config{SiteDir: t.TempDir(), SiteProxy: "http://127.0.0.1:1"}), "SiteDir"},
+		{"missing site", withCert(server.Config{SiteDir: "/nonexistent"}), "SiteDir"},
+		{"proxy not http", withCert(server.Config{SiteProxy: "ftp://x"}), "SiteProxy"},
+		{"doh path", withCert(server.Config{DoHPath: "dns-query"}), "DoHPath"},
+		{"upstream", withCert(server.Config{Upstreams: []string{"ftp://127.0.0.1"}}), "Upstreams"},
+		{"user", withCert(server.Config{Users: []string{"nobody"}}), "Users"},
+		{"users file", withCert(server.Config{UsersFile: users}), "UsersFile"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := server.New(tc.cfg)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("New: %v; want an error naming %q", err, tc.want)
+			var field string
+			if ce, ok := errors.AsType[*server.ConfigError](err); ok {
+				field = ce.Field
+			} else if fe, ok := errors.AsType[*server.FieldsError](err); ok {
+				field = fe.Fields[0]
+			}
+			if field != tc.field {
+				t.Fatalf("New: %v; want a typed error for Config.%s", err, tc.field)
+			}
+			if !strings.Contains(err.Error(), "Config."+tc.field) {
+				t.Errorf("New: %q does not name Config.%s", err, tc.field)
+			}
+			if strings.Contains(err.Error(), "--") {
+				t.Errorf("New: %q names a flag", err)
 			}
 		})
 	}

@@ -31,11 +31,11 @@ func newSite(cfg *Config, log *slog.Logger) (http.Handler, error) {
 	}
 	switch {
 	case cfg.SiteDir != "" && cfg.SiteProxy != "":
-		return nil, errors.New("--site and --site-proxy: give one")
+		return nil, &FieldsError{Format: "%s and %s: give one", Fields: []string{"SiteDir", "SiteProxy"}}
 	case cfg.SiteDir != "":
 		root, err := os.OpenRoot(cfg.SiteDir)
 		if err != nil {
-			return nil, fmt.Errorf("--site: %w", err)
+			return nil, &ConfigError{Field: "SiteDir", Err: err}
 		}
 		return newStaticSite(root.FS(), hsts), nil
 	case cfg.SiteProxy != "":
@@ -173,10 +173,10 @@ func hidden(name string) bool {
 func newProxySite(raw string, hsts hsts, log *slog.Logger) (http.Handler, error) {
 	target, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("--site-proxy: %w", err)
+		return nil, &ConfigError{Field: "SiteProxy", Err: err}
 	}
 	if (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		return nil, fmt.Errorf("--site-proxy %q: want an http:// or https:// URL with a host", raw)
+		return nil, &ConfigError{Field: "SiteProxy", Value: raw, Err: errors.New("want an http:// or https:// URL with a host")}
 	}
 	transport := &http.Transport{
 		Proxy:                 nil, // the backend is local: never through an environment proxy

@@ -27,7 +27,7 @@ func (s *Server) http2Config() *http.HTTP2Config {
 
 func (s *Server) quicConfig() *quic.Config {
 	c := tunnel.ServerQUICConfig()
-	c.HandshakeIdleTimeout = s.cfg.readHeaderTimeout()
+	c.HandshakeIdleTimeout = s.cfg.ReadHeaderTimeout
 	c.Allow0RTT = true // safe methods only: see earlyDataGuard
 	return c
 }

@@ -41,7 +41,7 @@ func TestTunnelEcho(t *testing.T) {
 			t.Fatalf("echo differs: got %d bytes, want %d", len(got), len(data))
 		}
 		c.Close()
-		waitFor(t, "tunnel to close", 10*time.Second, func() bool { return ts.h.Active() == 0 })
+		waitIdle(t, ts.h)
 		st := ts.h.cfg.Users.Stats()
 		if len(st) != 1 || st[0].BytesUp != uint64(len(data)) || st[0].BytesDown != uint64(len(data)) || st[0].Total != 1 || st[0].Streams != 0 {
 			t.Fatalf("stats = %+v, want %d bytes each way over 1 stream", st, len(data))
@@ -122,7 +122,7 @@ func TestTargetClosesFirst(t *testing.T) {
 			t.Fatalf("got %d bytes, %v; want %d and EOF", len(got), err, len(data))
 		}
 		c.Close() // the tunnel stays half-open until the client is done too
-		waitFor(t, "tunnel to close", 10*time.Second, func() bool { return ts.h.Active() == 0 })
+		waitIdle(t, ts.h)
 	})
 }
 
@@ -159,7 +159,7 @@ func TestClientVanishes(t *testing.T) {
 		case <-time.After(15 * time.Second):
 			t.Fatal("target still connected after the client vanished")
 		}
-		waitFor(t, "tunnel to close", 10*time.Second, func() bool { return ts.h.Active() == 0 })
+		waitIdle(t, ts.h)
 	})
 }
 
@@ -280,22 +280,25 @@ func TestDialerSpreadsStreams(t *testing.T) {
 func TestTargetReset(t *testing.T) {
 	run(t, func(t *testing.T, mode string) {
 		ts := newTunnelServer(t, HandlerConfig{AllowPrivate: true})
+		read := make(chan struct{}) // the client has what the target wrote
 		target := serveTarget(t, func(c *net.TCPConn) {
 			io.ReadFull(c, make([]byte, 2))
 			c.Write([]byte("partial"))
-			time.Sleep(50 * time.Millisecond)
+			<-read // a reset drops what is not yet read
 			c.SetLinger(0)
 			c.Close()
 		})
 		c := dialVia(t, ts, mode, target)
 		c.Write([]byte("go"))
 		c.SetReadDeadline(time.Now().Add(15 * time.Second))
-		got, err := io.ReadAll(c)
-		if err == nil {
-			t.Fatalf("read %q then a clean EOF; want an error after a target reset", got)
+		got := make([]byte, len("partial"))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != "partial" {
+			close(read)
+			t.Fatalf("before the reset: %q, %v", got, err)
 		}
-		if !bytes.HasPrefix([]byte("partial"), got) {
-			t.Fatalf("got %q", got)
+		close(read)
+		if rest, err := io.ReadAll(c); err == nil {
+			t.Fatalf("read %q then a clean EOF; want an error after a target reset", rest)
 		}
 	})
 }

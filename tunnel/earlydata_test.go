@@ -2,12 +2,12 @@ package tunnel
 
 import (
 	"context"
-	"crypto/tls"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/porta443/porta/internal/testenv"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 )
@@ -19,7 +19,8 @@ func TestEarlyDataRefused(t *testing.T) {
 	ts := newTunnelServerOpts(t, HandlerConfig{AllowPrivate: true}, serverOpts{quic: func(c *quic.Config) { c.Allow0RTT = true }})
 	target := echoTarget(t)
 	tlsConf := ts.cert.ClientTLS(http3.NextProtoH3)
-	tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	tickets := testenv.NewTicketCache()
+	tlsConf.ClientSessionCache = tickets
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -51,7 +52,7 @@ func TestEarlyDataRefused(t *testing.T) {
 	if resp := connect(conn); resp.StatusCode != http.StatusOK {
 		t.Fatalf("CONNECT after the handshake: %d", resp.StatusCode)
 	}
-	time.Sleep(50 * time.Millisecond) // the ticket comes after the handshake
+	tickets.Wait(t) // it comes after the handshake
 	conn.CloseWithError(0, "")
 
 	// On loopback the handshake may finish before the request leaves, which

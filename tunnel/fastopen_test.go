@@ -90,7 +90,7 @@ func TestFastOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			warm.Close()
-			time.Sleep(100 * time.Millisecond) // let the warm-up's last frames land
+			waitIdle(t, ts.h) // the server has had the warm-up's last frames
 			before := got.Load()
 
 			c, err := d.DialContext(context.Background(), "tcp", "slow.example:"+itoa(portOf(target)))

@@ -58,7 +58,7 @@ func TestHalfCloseCarriesEverything(t *testing.T) {
 			case <-time.After(60 * time.Second):
 				t.Fatal("the target never got the end of the upload")
 			}
-			waitFor(t, "tunnel to close", 10*time.Second, func() bool { return ts.h.Active() == 0 })
+			waitIdle(t, ts.h)
 		})
 
 		t.Run("client first", func(t *testing.T) {
@@ -83,7 +83,7 @@ func TestHalfCloseCarriesEverything(t *testing.T) {
 			if [32]byte(h.Sum(nil)) != sum {
 				t.Fatal("the client got other bytes than the target sent after the client's FIN")
 			}
-			waitFor(t, "tunnel to close", 10*time.Second, func() bool { return ts.h.Active() == 0 })
+			waitIdle(t, ts.h)
 		})
 	})
 }

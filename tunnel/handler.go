@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -71,6 +72,7 @@ type Handler struct {
 	active map[*relay]struct{}
 	flows  map[*udpTunnel]struct{}
 	udp    udpCounters
+	idle   chan struct{} // closed by untrack when active empties; nil while it is empty
 	wg     sync.WaitGroup
 }
 
@@ -268,6 +270,9 @@ func (h *Handler) track(rl *relay) bool {
 	if h.closed {
 		return false
 	}
+	if h.idle == nil {
+		h.idle = make(chan struct{})
+	}
 	h.active[rl] = struct{}{}
 	return true
 }
@@ -275,6 +280,10 @@ func (h *Handler) track(rl *relay) bool {
 func (h *Handler) untrack(rl *relay) {
 	h.mu.Lock()
 	delete(h.active, rl)
+	if len(h.active) == 0 && h.idle != nil {
+		close(h.idle)
+		h.idle = nil
+	}
 	h.mu.Unlock()
 }
 
@@ -287,6 +296,26 @@ func (h *Handler) Active() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.active)
+}
+
+// WaitIdle returns once no tunnel is open, or with ctx's error if ctx ends
+// first. A server calls it while shutting down, for the tunnels that
+// outlive their HTTP server (HTTP/1.1 CONNECT, whose connections are
+// hijacked).
+func (h *Handler) WaitIdle(ctx context.Context) error {
+	for {
+		h.mu.Lock()
+		idle := h.idle
+		h.mu.Unlock()
+		if idle == nil {
+			return nil
+		}
+		select {
+		case <-idle: // and look again: another may have opened since
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // localAddr is the server address r arrived on, if known.

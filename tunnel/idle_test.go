@@ -86,7 +86,6 @@ func TestIdleTunnelHoldsNoBuffer(t *testing.T) {
 		}
 		idle("after an echo")
 
-		time.Sleep(100 * time.Millisecond)
 		close(late)
 		for i, c := range conns {
 			c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -105,7 +104,7 @@ func TestIdleTunnelHoldsNoBuffer(t *testing.T) {
 		for _, c := range conns {
 			c.Close()
 		}
-		waitFor(t, "tunnels to close", 10*time.Second, func() bool { return ts.h.Active() == 0 })
+		waitIdle(t, ts.h)
 		waitFor(t, "the watcher to stop", 10*time.Second, func() bool {
 			return countGoroutines(watcherLoop) == 0
 		})

@@ -8,10 +8,11 @@ import (
 	"net/http"
 )
 
-// Serve serves HTTP/1.1 on ln until Shutdown or Close, or until ctx is
-// canceled, which closes the server. ctx is the parent of every request's
-// context. The caller owns ln, but Shutdown and Close close it. Serve
-// returns http.ErrServerClosed once the server is closed.
+// Serve serves HTTP/1.1 on ln until Shutdown or Close. ctx is only the
+// parent of every request's context (http.Server's BaseContext): canceling
+// it cancels those, but does not stop Serve. The caller owns ln, but
+// Shutdown and Close close it. Serve returns http.ErrServerClosed once the
+// server is closed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s,
@@ -34,12 +35,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.srv = srv
 	s.mu.Unlock()
 
-	stop := context.AfterFunc(ctx, func() { s.Close() })
-	err := srv.Serve(ln)
-	if !stop() {
-		s.Close() // closed by ctx: wait here for what that Close waits for
-	}
-	return err
+	return srv.Serve(ln)
 }
 
 // Shutdown stops accepting, waits until ctx is done for requests and

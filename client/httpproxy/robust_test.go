@@ -99,8 +99,10 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-// TestServeContext: canceling Serve's context closes the proxy and its
-// tunnels.
+// TestServeContext: Serve's ctx is only its requests' parent, as
+// http.Server's BaseContext: once it is canceled, a new CONNECT's dial
+// gets a canceled context (and the client an error status), but the proxy
+// serves on; Shutdown ends Serve, which returns http.ErrServerClosed.
 func TestServeContext(t *testing.T) {
 	echo := relaytest.EchoTarget(t)
 	s, err := New(Config{Dial: relaytest.DialDirect})
@@ -111,12 +113,20 @@ func TestServeContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx, ln) }()
-	c := dialProxy(t, ln.Addr().String())
-	if resp, _ := connect(t, c, echo, nil); resp.StatusCode != 200 {
-		t.Fatal(resp.Status)
-	}
 	cancel()
-	relaytest.ReadAll(t, c)
+
+	c := dialProxy(t, ln.Addr().String())
+	if resp, _ := connect(t, c, echo, nil); resp.StatusCode == 200 {
+		t.Fatal("CONNECT succeeded with a canceled context")
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned when its ctx was canceled: %v", err)
+	default:
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Serve: %v", err)
 	}

@@ -137,8 +137,10 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-// TestServeContext: canceling Serve's context closes the server and its
-// connections.
+// TestServeContext: Serve's ctx is only its connections' parent, as
+// http.Server's BaseContext: once it is canceled, a new connection's Dial
+// gets a canceled context (and the client a failure reply), but the server
+// serves on; Shutdown ends Serve, which returns http.ErrServerClosed.
 func TestServeContext(t *testing.T) {
 	echo := echoTarget(t)
 	s, err := New(Config{Dial: dialDirect})
@@ -149,9 +151,26 @@ func TestServeContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx, ln) }()
-	c := connectTo(t, ln.Addr().String(), echo)
 	cancel()
-	readAll(t, c)
+
+	c := dialSOCKS(t, ln.Addr().String())
+	ap := netip.MustParseAddrPort(echo)
+	c.Write(connectMsg(atypIPv4, ap.Addr().AsSlice(), ap.Port()))
+	got := make([]byte, 2+len(success))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("no reply after ctx was canceled: %v", err)
+	}
+	if got[3] == 0 {
+		t.Fatal("CONNECT succeeded with a canceled context")
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned when its ctx was canceled: %v", err)
+	default:
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Serve: %v", err)
 	}

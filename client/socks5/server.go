@@ -124,9 +124,10 @@ func usersAuth(users map[string]string) func(string, string) bool {
 	}
 }
 
-// Serve accepts connections on ln until Shutdown or Close, or until ctx is
-// canceled, which closes the server. ctx is the parent of every Dial's
-// context. The caller owns ln, but Shutdown and Close close it. Serve
+// Serve accepts connections on ln until Shutdown or Close. ctx is only the
+// parent of every connection's context, and so of every Dial's (as
+// http.Server's BaseContext): canceling it cancels those, but does not
+// stop Serve. The caller owns ln, but Shutdown and Close close it. Serve
 // returns http.ErrServerClosed once the server is closed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return s.group.Serve(ctx, ln, s.serveConn)

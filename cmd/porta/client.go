@@ -78,7 +78,7 @@ func clientConfig(c *cli.Context) (client.Config, error) {
 	}
 	var err error
 	if cfg.Records, err = client.ParseRecords(c.StringSlice("record")); err != nil {
-		return cfg, usageError{err}
+		return cfg, usageError{flagError(err)}
 	}
 	for _, u := range c.StringSlice("socks-user") {
 		name, pass, ok := strings.Cut(u, ":")
@@ -125,13 +125,13 @@ func runClient(c *cli.Context) error {
 	ls, err := client.Listen(c.String("dns"), c.String("socks"), c.String("http-proxy"))
 	if err != nil {
 		cl.Close()
-		return err
+		return flagError(err)
 	}
 	if addr := c.String("metrics"); addr != "" {
 		if ls.Metrics, err = client.ListenMetrics(addr); err != nil {
 			ls.Close()
 			cl.Close()
-			return err
+			return flagError(err)
 		}
 	}
 	return serveUntilDone(c.Context, log, func() error { return cl.Serve(context.Background(), ls) }, cl.Shutdown, nil)

@@ -64,7 +64,7 @@ func runDemo(c *cli.Context) error {
 		Logger:       log.With("side", "server"),
 	})
 	if err != nil {
-		return usageError{err}
+		return usageError{flagError(err)}
 	}
 	defer srv.Close()
 	var sls server.Listeners
@@ -72,7 +72,7 @@ func runDemo(c *cli.Context) error {
 		sls, err = server.Listen(addr, "")
 		return err
 	}); err != nil {
-		return err
+		return flagError(err)
 	}
 	serverAddr := sls.TCP.Addr().String()
 
@@ -147,9 +147,13 @@ func listenOrAnyPort(addr string, listen func(string) error) error {
 	return listen(net.JoinHostPort(host, "0"))
 }
 
-// listenDNSPair opens the DNS listeners the way client.Listen does.
+// listenDNSPair opens the DNS listeners the way client.Listen does; its
+// error is the socket's, which the caller words in the flag.
 func listenDNSPair(addr string) (net.PacketConn, net.Listener, error) {
 	ls, err := client.Listen(addr, "", "")
+	if le, ok := errors.AsType[*client.ListenError](err); ok {
+		err = le.Err
+	}
 	return ls.DNSUDP, ls.DNSTCP, err
 }
 

@@ -106,17 +106,17 @@ func runServer(c *cli.Context) error {
 	ls, err := server.Listen(c.String("listen"), c.String("http-listen"))
 	if err != nil {
 		srv.Close()
-		return err
+		return flagError(err)
 	}
 	if addr := c.String("metrics"); addr != "" {
 		if ls.Metrics, err = server.ListenMetrics(addr, ls.TCP); err != nil {
 			ls.Close()
 			srv.Close()
-			return err
+			return flagError(err)
 		}
 	}
 
-	return serveUntilDone(c.Context, log, func() error { return srv.Serve(context.Background(), ls) }, srv.Shutdown, srv.Reload)
+	return serveUntilDone(c.Context, log, func() error { return srv.Serve(context.Background(), ls) }, srv.Shutdown, func() error { return joinedFlagErrors(srv.Reload()) })
 }
 
 // checkMetricsAddr checks the form of --metrics before anything listens.

@@ -143,7 +143,10 @@ func TestParityWithNetHTTP(t *testing.T) {
 
 // transcript sends a request and writes down what comes back: the
 // connection's first frames, then stream 1's frames until it ends (Date
-// values left out, as they change).
+// values left out, as they change), then the GOAWAY if one came. A
+// graceful GOAWAY that lets stream 1 finish is written after the stream's
+// frames: net/http sends the one of "Connection: close" before or after
+// the response's HEADERS, as its goroutines are scheduled.
 func transcript(t *testing.T, ts *testServer, send func(rc *h2test.Client)) string {
 	rc := dialRaw(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
 	rc.WriteWindowUpdate(0, 1<<20)
@@ -162,6 +165,7 @@ func transcript(t *testing.T, ts *testServer, send func(rc *h2test.Client)) stri
 	b.WriteString(strings.Join(first, "\n") + "\n")
 	rc.WriteSettingsAck()
 	send(rc)
+	var goAway string
 	for {
 		f, err := rc.Next(5 * time.Second)
 		if err != nil {
@@ -171,18 +175,37 @@ func transcript(t *testing.T, ts *testServer, send func(rc *h2test.Client)) stri
 		if f.Header().StreamID == 0 && !isGoAway(f) {
 			continue // window updates for the request body
 		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			goAway = h2test.Describe(f) + "\n"
+			if ga.ErrCode == http2.ErrCodeNo && ga.LastStreamID >= 1 {
+				continue // graceful: stream 1 goes on
+			}
+			break
+		}
 		b.WriteString(h2test.Describe(f) + "\n")
-		if f.Header().Flags.Has(http2.FlagDataEndStream) && f.Header().Type != http2.FrameSettings || isGoAway(f) || f.Header().Type == http2.FrameRSTStream {
+		if f.Header().Flags.Has(http2.FlagDataEndStream) && f.Header().Type != http2.FrameSettings || f.Header().Type == http2.FrameRSTStream {
 			if f.Header().Type != http2.FrameRSTStream {
-				// A reset may follow an END_STREAM (a body left unread).
-				if f2, err := rc.Next(300 * time.Millisecond); err == nil && f2.Header().Type == http2.FrameRSTStream {
-					b.WriteString(h2test.Describe(f2) + "\n")
+				// A reset may follow an END_STREAM (a body left unread),
+				// and so may the GOAWAY.
+				for {
+					f2, err := rc.Next(300 * time.Millisecond)
+					if err != nil {
+						break
+					}
+					if isGoAway(f2) && goAway == "" {
+						goAway = h2test.Describe(f2) + "\n"
+						continue
+					}
+					if f2.Header().Type == http2.FrameRSTStream {
+						b.WriteString(h2test.Describe(f2) + "\n")
+					}
+					break
 				}
 			}
 			break
 		}
 	}
-	return b.String()
+	return b.String() + goAway
 }
 
 func isGoAway(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }

@@ -52,24 +52,16 @@ func (g *Group) Add(parent context.Context, c net.Conn) (ctx context.Context, do
 }
 
 // Serve accepts connections on ln and runs serve for each in a goroutine
-// of the group, which closes the connection when serve returns. Canceling
-// ctx closes the group like Close, and Serve then waits for the group's
-// goroutines. Serve returns http.ErrServerClosed once the group is closed,
-// or the listener's error if it fails for another reason.
+// of the group, which closes the connection when serve returns. ctx is
+// only the parent of each connection's context (as http.Server's
+// BaseContext): canceling it does not stop Serve, Shutdown and Close do.
+// Serve returns http.ErrServerClosed once the group is closed, or the
+// listener's error if it fails for another reason.
 func (g *Group) Serve(ctx context.Context, ln net.Listener, serve func(context.Context, net.Conn)) error {
 	if !g.addListener(ln) {
 		return http.ErrServerClosed
 	}
 	defer g.removeListener(ln)
-	stop := context.AfterFunc(ctx, func() {
-		g.stop()
-		g.closeConns()
-	})
-	defer func() {
-		if !stop() {
-			g.wg.Wait() // closed by ctx: nobody else may wait
-		}
-	}()
 
 	var backoff time.Duration
 	for {
@@ -82,12 +74,7 @@ func (g *Group) Serve(ctx context.Context, ln net.Listener, serve func(context.C
 				return err
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+			time.Sleep(backoff) // Close ends it: the next Accept fails at once
 			continue
 		}
 		backoff = 0

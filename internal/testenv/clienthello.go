@@ -185,8 +185,8 @@ func expandLabel(secret []byte, label string, n int) []byte {
 }
 
 // cryptoFrames puts the CRYPTO frames of an Initial payload in place in
-// stream, marking what arrived in have; PADDING, PING and ACK frames are
-// skipped, and any other frame is an error.
+// stream, marking what arrived in have; PADDING, PING, ACK and
+// CONNECTION_CLOSE frames are skipped, and any other frame is an error.
 func cryptoFrames(payload []byte, stream *[]byte, have *[]bool) error {
 	s := cryptobyte.String(payload)
 	for !s.Empty() {
@@ -224,6 +224,12 @@ func cryptoFrames(payload []byte, stream *[]byte, have *[]bool) error {
 			copy((*stream)[off:], data)
 			for i := range int(n) {
 				(*have)[int(off)+i] = true
+			}
+		case 0x1c: // CONNECTION_CLOSE: a client that closes before it dropped its Initial keys
+			var code, frame, n uint64
+			var reason []byte
+			if !readVarint(&s, &code) || !readVarint(&s, &frame) || !readVarint(&s, &n) || !s.ReadBytes(&reason, int(n)) {
+				return errors.New("a malformed CONNECTION_CLOSE frame")
 			}
 		default:
 			return fmt.Errorf("frame type %#x in an Initial packet", typ)
