@@ -35,6 +35,10 @@ func newTunnelConn(d *Dialer, s session, target string) *tunnelConn {
 	return &tunnelConn{d: d, s: s, target: target, ctx: ctx, cancel: cancel, started: make(chan struct{})}
 }
 
+// maxOpenTries bounds how often a stream that was not processed is opened
+// again on another connection.
+const maxOpenTries = 4
+
 // stream returns the started stream, starting it if need be. The first
 // caller opens it without holding c.mu (opening may wait for a connection
 // to be made); the others wait for it, or for Close.
@@ -63,14 +67,17 @@ func (c *tunnelConn) stream() (clientStream, error) {
 	c.mu.Unlock()
 
 	st, err := s.open(c.ctx, c.target)
-	if errors.Is(err, errNotProcessed) {
-		// The connection ended or began to go away after DialContext
-		// chose it, and nothing was sent: once more, on a live one.
-		if again, serr := c.d.session(c.ctx); serr == nil {
-			c.d.release(s)
-			s = again
-			st, err = s.open(c.ctx, c.target)
+	for try := 1; errors.Is(err, errNotProcessed) && try < maxOpenTries; try++ {
+		// The connection ended, began to go away or filled up (others
+		// took its last streams) after DialContext chose it, and nothing
+		// was sent: again, on a live one.
+		again, serr := c.d.session(c.ctx)
+		if serr != nil {
+			break
 		}
+		c.d.release(s)
+		s = again
+		st, err = s.open(c.ctx, c.target)
 	}
 
 	c.mu.Lock()
