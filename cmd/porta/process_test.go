@@ -208,3 +208,15 @@ func TestIdleConnectionsDoNotStarveNewClients(t *testing.T) {
 		t.Fatal("the idle connections were already closed: the test proved nothing")
 	}
 }
+
+// With --std-http2 and no GODEBUG=http2xconnect=1 in its environment, the
+// server says that net/http's HTTP/2 server will not take CONNECT-UDP.
+func TestStdHTTP2WarnsOfNoUDPWithoutGODEBUG(t *testing.T) {
+	if stdHTTP2TakesUDP() {
+		t.Skip("GODEBUG has http2xconnect=1 here")
+	}
+	p, _ := startPorta(t, "server", "--listen", "127.0.0.1:0", "--self-signed", "--state-dir", t.TempDir(), "--std-http2", "--user", "a:b")
+	if log := p.log(); !strings.Contains(log, "GODEBUG=http2xconnect=1") {
+		t.Errorf("no word of GODEBUG=http2xconnect=1 in the log:\n%s", log)
+	}
+}

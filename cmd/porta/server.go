@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"net"
+	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/porta443/porta/server"
@@ -103,6 +106,9 @@ func runServer(c *cli.Context) error {
 	if c.Bool("self-signed") {
 		log.Info("self-signed certificate", "pin", srv.Pin())
 	}
+	if c.Bool("std-http2") && !stdHTTP2TakesUDP() {
+		log.Warn("CONNECT-UDP over HTTP/2 is off: net/http's HTTP/2 server (--std-http2) takes extended CONNECT only with GODEBUG=http2xconnect=1 in the environment; HTTP/3 carries UDP either way")
+	}
 	ls, err := server.Listen(c.String("listen"), c.String("http-listen"))
 	if err != nil {
 		srv.Close()
@@ -146,4 +152,12 @@ func zeroMeansOff(flag, off, least string, d time.Duration) (time.Duration, erro
 		return -1, nil
 	}
 	return d, nil
+}
+
+// stdHTTP2TakesUDP reports whether net/http's HTTP/2 server takes extended
+// CONNECT here. It reads http2xconnect from the environment in its init;
+// a //go:debug line cannot set it (the go command refuses the key), so
+// the binary cannot turn it on for itself.
+func stdHTTP2TakesUDP() bool {
+	return slices.Contains(strings.Split(os.Getenv("GODEBUG"), ","), "http2xconnect=1")
 }
