@@ -49,16 +49,7 @@ for tool in $tools; do
 	command -v "$tool" >/dev/null || { echo "bench/client.sh: $tool not found (apt-get install -y curl dnsperf unbound stunnel4 bind9-dnsutils)" >&2; exit 1; }
 done
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. bench/lib.sh
 
 # REV=HEAD (or any commit) builds from that commit instead of the working
 # tree, which others may be editing.
@@ -77,7 +68,6 @@ fi
 )
 porta=$work/porta cb=$work/cb tb=$work/tb
 
-. bench/lib.sh
 port() { "$cb" port; }
 
 # --- the servers --------------------------------------------------------

@@ -1,7 +1,19 @@
-# bench/lib.sh — what the bench scripts share; sourced, after they set
-# $work (a temporary folder) and pids=() (what cleanup kills).
+# bench/lib.sh — what the bench scripts share; sourced from the top of
+# the repository. It makes $work, a temporary folder removed at exit, and
+# pids, the processes bg started, killed at exit.
 
 me="bench/$(basename "$0")"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 die() { echo "$me: $*" >&2; exit 1; }
 # bg NAME CMD...: CMD in the background, output in $work/NAME.log; sets $pid.

@@ -29,16 +29,7 @@ RTT_MS=${RTT_MS:-50}
 SAMPLES=${SAMPLES:-20}
 TOKEN=bench-udp-token
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. bench/lib.sh
 
 go build -o "$work/porta" ./cmd/porta
 go build -o "$work/ub" ./bench/udpbench
@@ -47,7 +38,6 @@ go build -o "$work/tb" ./bench/tunnelbench
 go build -o "$work/dnsup" ./bench/dnsupstream
 porta=$work/porta ub=$work/ub
 
-. bench/lib.sh
 port() { "$work/cb" port; }
 
 bg upstream "$work/dnsup" -mode upstream

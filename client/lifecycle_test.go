@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/porta443/porta/client"
+	"github.com/porta443/porta/internal/testenv"
 )
 
 // TestShutdownBeforeServe: a Shutdown that comes before Serve has set up
@@ -80,17 +81,7 @@ func TestServeContext(t *testing.T) {
 			t.Fatalf("DNS over %s after ctx was canceled: %v, %v", network, resp, err)
 		}
 	}
-	select {
-	case err := <-served:
-		t.Fatalf("Serve returned when its ctx was canceled: %v", err)
-	default:
-	}
-	if err := cl.Shutdown(context.Background()); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		t.Fatalf("Serve: %v", err)
-	}
+	testenv.ServeOutlivedItsContext(t, served, cl.Shutdown)
 }
 
 // TestCloseEndsServe: Close ends Serve as Shutdown does, a Serve with no

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/porta443/porta/internal/testenv"
 	"github.com/porta443/porta/server"
 )
 
@@ -32,17 +33,7 @@ func TestServeContext(t *testing.T) {
 	if resp, _ := get(t, noRedirect, newRequest(t, "GET", "http://"+r.httpAddr+"/")); resp.StatusCode != http.StatusMovedPermanently {
 		t.Errorf("plain HTTP after ctx was canceled: %s", resp.Status)
 	}
-	select {
-	case err := <-served:
-		t.Fatalf("Serve returned when its ctx was canceled: %v", err)
-	default:
-	}
-	if err := srv.Shutdown(context.Background()); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		t.Fatalf("Serve: %v", err)
-	}
+	testenv.ServeOutlivedItsContext(t, served, srv.Shutdown)
 }
 
 // TestCloseEndsServe: Close stops a serving server at once, and Serve

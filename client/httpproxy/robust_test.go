@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/porta443/porta/internal/relay/relaytest"
+	"github.com/porta443/porta/internal/testenv"
 )
 
 // TestBadClientsAffectNobody: while one CONNECT transfer is under way and
@@ -119,17 +120,7 @@ func TestServeContext(t *testing.T) {
 	if resp, _ := connect(t, c, echo, nil); resp.StatusCode == 200 {
 		t.Fatal("CONNECT succeeded with a canceled context")
 	}
-	select {
-	case err := <-served:
-		t.Fatalf("Serve returned when its ctx was canceled: %v", err)
-	default:
-	}
-	if err := s.Shutdown(context.Background()); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		t.Fatalf("Serve: %v", err)
-	}
+	testenv.ServeOutlivedItsContext(t, served, s.Shutdown)
 }
 
 func TestNewValidates(t *testing.T) {

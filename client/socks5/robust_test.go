@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"github.com/porta443/porta/internal/relay/relaytest"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/porta443/porta/internal/relay/relaytest"
+	"github.com/porta443/porta/internal/testenv"
 )
 
 // connectTo opens a SOCKS5 CONNECT to a loopback address and reads the
@@ -163,15 +165,5 @@ func TestServeContext(t *testing.T) {
 	if got[3] == 0 {
 		t.Fatal("CONNECT succeeded with a canceled context")
 	}
-	select {
-	case err := <-served:
-		t.Fatalf("Serve returned when its ctx was canceled: %v", err)
-	default:
-	}
-	if err := s.Shutdown(context.Background()); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		t.Fatalf("Serve: %v", err)
-	}
+	testenv.ServeOutlivedItsContext(t, served, s.Shutdown)
 }
