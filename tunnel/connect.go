@@ -26,7 +26,9 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request, us *user)
 		writeProxyError(w, r, h.cfg.ProxyName, fmt.Errorf("%w: extended CONNECT %q", errNotSupported, p))
 		return nil, false
 	}
-	target, err := h.dialShallow(r)
+	target, err := dialShallow(h, r, func(ctx context.Context) (*net.TCPConn, error) {
+		return h.egress.dial(ctx, r.Host, localAddr(r))
+	})
 	if err != nil {
 		h.logf(r, us, "tunnel refused", err)
 		writeProxyError(w, r, h.cfg.ProxyName, err)
@@ -62,23 +64,24 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request, us *user)
 	return nil, true
 }
 
-// dialShallow dials r's target on a short-lived goroutine. Resolving and
-// dialing run deep call stacks; on HTTP/2 the handler goroutine lives as
-// long as the tunnel, and a stack grown here would stay with it.
+// dialShallow dials r's target with dial on a short-lived goroutine.
+// Resolving and dialing run deep call stacks; on HTTP/2 the handler
+// goroutine lives as long as the tunnel (a UDP flow's, on either
+// transport), and a stack grown here would stay with it.
 //
 // The dial's context is not a child of the request's: a child would leave
 // a map behind in the request's context for as long as the tunnel lasts.
 // The request's end (a reset stream) still cancels the dial.
-func (h *Handler) dialShallow(r *http.Request) (*net.TCPConn, error) {
+func dialShallow[C net.Conn](h *Handler, r *http.Request, dial func(ctx context.Context) (C, error)) (C, error) {
 	type result struct {
-		c   *net.TCPConn
+		c   C
 		err error
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.cfg.DialTimeout)
 	defer cancel()
 	ch := make(chan result, 1)
 	go func() {
-		c, err := h.egress.dial(ctx, r.Host, localAddr(r))
+		c, err := dial(ctx)
 		ch <- result{c, err}
 	}()
 	select {
@@ -86,9 +89,10 @@ func (h *Handler) dialShallow(r *http.Request) (*net.TCPConn, error) {
 		return res.c, res.err
 	case <-r.Context().Done():
 		cancel()
-		if res := <-ch; res.c != nil {
+		if res := <-ch; res.err == nil {
 			res.c.Close()
 		}
-		return nil, r.Context().Err()
+		var none C
+		return none, r.Context().Err()
 	}
 }

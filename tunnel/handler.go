@@ -333,6 +333,9 @@ func localAddr(r *http.Request) netip.Addr {
 
 // logf logs at debug, the only level that may name a target.
 func (h *Handler) logf(r *http.Request, us *user, msg string, err error) {
+	if !h.log.Enabled(r.Context(), slog.LevelDebug) {
+		return // no work for a line nobody keeps (a UDP target is parsed)
+	}
 	target := r.Host
 	if isUDPRequest(r) {
 		target, _ = masque.Target(r.URL.Path)

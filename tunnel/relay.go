@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/porta443/porta/internal/copybuf"
 )
@@ -51,8 +50,7 @@ type relay struct {
 	us     *user
 	r      *http.Request // for the log
 
-	lastActive atomic.Int64
-	timer      *time.Timer
+	idle idleTimer
 
 	stopping atomic.Bool // the relay stopped reading the client on purpose
 
@@ -73,7 +71,7 @@ type relay struct {
 
 var errIdle = errors.New("tunnel: idle timeout")
 
-func (rl *relay) touch() { rl.lastActive.Store(time.Now().UnixNano()) }
+func (rl *relay) touch() { rl.idle.touch() }
 
 // abort resets both sides, once, unless the relay is already over (a late
 // idle timer or Handler.Close must not touch a finished HTTP/2 response).
@@ -101,15 +99,6 @@ func (rl *relay) finish() {
 	rl.mu.Unlock()
 }
 
-func (rl *relay) checkIdle() {
-	since := time.Since(time.Unix(0, rl.lastActive.Load()))
-	if since >= rl.h.cfg.IdleTimeout {
-		rl.abort(errIdle)
-		return
-	}
-	rl.timer.Reset(rl.h.cfg.IdleTimeout - since)
-}
-
 // startRelay starts relaying between leg and target: the download and the
 // idle timer. The caller runs the upload, rl.run or the loop in
 // ServeHTTP, and then rl.end, which gives back the tunnel's Handler slot
@@ -128,9 +117,7 @@ func (h *Handler) startRelay(leg clientLeg, target *net.TCPConn, us *user, r *ht
 		return nil, err
 	}
 	rl.rc = rc
-	rl.touch()
-	rl.timer = time.AfterFunc(time.Hour, rl.checkIdle)
-	rl.timer.Reset(h.cfg.IdleTimeout) // after the assignment checkIdle relies on
+	rl.idle.start(h.cfg.IdleTimeout, func() { rl.abort(errIdle) })
 	rl.downDone.Add(1)
 	if err := h.watch.arm(rl); err != nil {
 		rl.downEnded(err)
@@ -194,7 +181,7 @@ func (rl *relay) uploadEnded(err error) {
 func (rl *relay) end() {
 	defer rl.h.release(rl.us) // deferred: an HTTP/2 leg's Finish may panic
 	rl.downDone.Wait()
-	rl.timer.Stop()
+	rl.idle.stop()
 	rl.target.Close()
 	rl.finish()
 	rl.h.untrack(rl)

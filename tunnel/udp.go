@@ -98,9 +98,9 @@ func (h *Handler) serveUDP(w http.ResponseWriter, r *http.Request, us *user) {
 		return
 	}
 	defer us.releaseFlow()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.cfg.DialTimeout)
-	conn, err := h.egress.dialUDP(ctx, target, localAddr(r))
-	cancel()
+	conn, err := dialShallow(h, r, func(ctx context.Context) (*net.UDPConn, error) {
+		return h.egress.dialUDP(ctx, target, localAddr(r))
+	})
 	if err != nil {
 		h.logf(r, us, "udp flow refused", err)
 		writeProxyError(w, r, h.cfg.ProxyName, err)
@@ -121,7 +121,7 @@ func (h *Handler) serveUDP(w http.ResponseWriter, r *http.Request, us *user) {
 		h.logf(r, us, "udp flow failed", err)
 		return
 	}
-	ctx, cancel = context.WithCancel(r.Context())
+	ctx, cancel := context.WithCancel(r.Context())
 	fl := &udpTunnel{h: h, us: us, leg: leg, conn: conn, cancel: cancel}
 	if !h.trackFlow(fl) {
 		fl.end(errClosed)
@@ -140,10 +140,10 @@ type udpTunnel struct {
 	leg  *udpLeg
 	conn *net.UDPConn
 
-	lastActive atomic.Int64
-	once       sync.Once
-	cause      error
-	cancel     context.CancelFunc
+	idle   idleTimer
+	once   sync.Once
+	cause  error
+	cancel context.CancelFunc
 }
 
 // run relays until the flow ends, and returns why (nil: the client
@@ -154,17 +154,8 @@ func (fl *udpTunnel) run(ctx context.Context) error {
 	c.flows.Add(1)
 	defer c.active.Add(-1)
 	defer fl.end(nil)
-	fl.touch()
-	idle := fl.h.cfg.UDPIdleTimeout
-	var timer *time.Timer
-	timer = time.AfterFunc(idle, func() {
-		if left := idle - time.Since(time.Unix(0, fl.lastActive.Load())); left > 0 {
-			timer.Reset(left)
-			return
-		}
-		fl.end(errIdle)
-	})
-	defer timer.Stop()
+	fl.idle.start(fl.h.cfg.UDPIdleTimeout, func() { fl.end(errIdle) })
+	defer fl.idle.stop()
 
 	var wg sync.WaitGroup
 	wg.Go(fl.download)
@@ -185,7 +176,7 @@ func (fl *udpTunnel) end(cause error) {
 	})
 }
 
-func (fl *udpTunnel) touch() { fl.lastActive.Store(time.Now().UnixNano()) }
+func (fl *udpTunnel) touch() { fl.idle.touch() }
 
 // up sends one datagram from the client to the target. A datagram the
 // socket refuses (too long, or an ICMP error from an earlier one) is
