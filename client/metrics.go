@@ -93,6 +93,7 @@ func (c *Client) metricSet() *metrics.Set {
 			for i, name := range socks5.DropReasonNames() {
 				emit(float64(st.Dropped[i]), name)
 			}
+			emit(float64(c.dialer.Stats().UDPDropped), "from_server") // the tunnel's flows: a reader behind, an oversize capsule
 		})
 	set.Gauge("porta_server_connections_active", "Connections to the server open now, by transport.",
 		[]string{"transport"}, func(emit metrics.Emit) {

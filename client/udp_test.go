@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/porta443/porta/client"
+	"github.com/porta443/porta/client/socks5"
 	"github.com/porta443/porta/internal/socksudp"
 	"github.com/porta443/porta/internal/testenv"
 	"github.com/quic-go/quic-go"
@@ -206,8 +207,8 @@ func TestSOCKSUDPBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer raw.Close()
-		raw.Write(append(socksudp.Header(nil, echo.IP.String(), uint16(echo.Port)), "from elsewhere"...))
-		frag := socksudp.Header(nil, echo.IP.String(), uint16(echo.Port))
+		raw.Write(append(socks5.AppendUDPHeader(nil, echo.IP.String(), uint16(echo.Port)), "from elsewhere"...))
+		frag := socks5.AppendUDPHeader(nil, echo.IP.String(), uint16(echo.Port))
 		frag[2] = 1
 		for _, d := range [][]byte{{0xde, 0xad}, append(frag, "fragment"...)} {
 			if _, err := pc.WriteRaw(d); err != nil {

@@ -37,6 +37,7 @@ type Dialer struct {
 	wg         sync.WaitGroup // connects and conns in flight
 
 	connectFailures atomic.Uint64 // Stats
+	udpDropped      atomic.Uint64 // Stats: datagrams from servers no UDP reader took
 	echAccepted     atomic.Bool   // the last connection made negotiated ECH
 }
 

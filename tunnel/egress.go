@@ -149,6 +149,9 @@ func (e *egress) dial(ctx context.Context, hostport string, local netip.Addr) (*
 	return nil, fmt.Errorf("tunnel: dialing %s: %w", hostport, lastErr)
 }
 
+// udpReadBuffer is the receive buffer asked for a flow's target socket.
+const udpReadBuffer = 1 << 20
+
 // dialUDP resolves hostport and opens a connected UDP socket to its first
 // allowed address (UDP has no answer to wait for).
 func (e *egress) dialUDP(ctx context.Context, hostport string, local netip.Addr) (*net.UDPConn, error) {
@@ -160,6 +163,9 @@ func (e *egress) dialUDP(ctx context.Context, hostport string, local netip.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: dialing %s: %w", hostport, err)
 	}
+	// Room for a target's burst while the flow writes the last one to
+	// the client; best effort (the kernel caps it at net.core.rmem_max).
+	c.SetReadBuffer(udpReadBuffer)
 	return c, nil
 }
 

@@ -3,6 +3,7 @@ package tunnel
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -236,4 +237,37 @@ func BenchmarkUDPEcho(b *testing.B) {
 			}
 		})
 	}
+}
+
+// A reader that falls behind loses what comes past its queue, as with a
+// full socket buffer, and the Dialer counts it; what was queued is read,
+// in order. Over HTTP/2, where the way loses nothing once the server has
+// a datagram.
+func TestUDPReaderBehind(t *testing.T) {
+	runOver(t, []string{"h2", "h2stdsrv"}, func(t *testing.T, mode string) {
+		echo := serveUDPEcho(t)
+		ts := newUDPServer(t, HandlerConfig{})
+		d := newDialer(t, ts, mode, testUser, testToken)
+		c := dialUDP(t, d, echo)
+		for i := range 2 * udpQueue {
+			if _, err := c.Write(binary.BigEndian.AppendUint16(nil, uint16(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "a datagram dropped", 10*time.Second, func() bool { return d.Stats().UDPDropped > 0 })
+		buf := make([]byte, 10)
+		last := -1
+		for i := range udpQueue {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := c.Read(buf)
+			if err != nil || n != 2 {
+				t.Fatalf("datagram %d of the queue: %v, %v", i, buf[:n], err)
+			}
+			if seq := int(binary.BigEndian.Uint16(buf)); seq <= last {
+				t.Fatalf("datagram %d after %d", seq, last)
+			} else {
+				last = seq
+			}
+		}
+	})
 }

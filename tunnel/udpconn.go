@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/porta443/porta/internal/deadline"
@@ -51,7 +50,6 @@ type udpConn struct {
 	done    chan struct{} // closed when the flow ended; err says why
 	err     error
 	rdl     deadline.Deadline
-	dropped atomic.Uint64 // arrived while the queue was full
 	wg      sync.WaitGroup
 	once    sync.Once
 }
@@ -75,7 +73,7 @@ func (d *Dialer) dialUDP(ctx context.Context, s session, target string) (*udpCon
 func (c *udpConn) readLoop(ctx context.Context) {
 	err := c.fl.response(ctx)
 	if err == nil {
-		err = receive(ctx, c.fl, c.deliver, func() { c.dropped.Add(1) })
+		err = receive(ctx, c.fl, c.deliver, func() { c.d.udpDropped.Add(1) })
 		if err == nil {
 			err = io.EOF // the server ended the flow
 		}
@@ -91,7 +89,7 @@ func (c *udpConn) deliver(p []byte) {
 	select {
 	case c.in <- append([]byte(nil), p...):
 	default:
-		c.dropped.Add(1)
+		c.d.udpDropped.Add(1)
 	}
 }
 
@@ -148,10 +146,6 @@ func (c *udpConn) Close() error {
 	})
 	return err
 }
-
-// Dropped reports how many datagrams from the server were dropped because
-// the reader did not keep up, or because they were too long.
-func (c *udpConn) Dropped() uint64 { return c.dropped.Load() }
 
 func (c *udpConn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "udp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}

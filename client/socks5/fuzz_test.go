@@ -103,7 +103,7 @@ func FuzzUDPHeader(f *testing.F) {
 		}
 		// A reply's header names the target as it was read, and an
 		// address as it was sent.
-		hdr := appendUDPHeader(nil, host, port)
+		hdr := AppendUDPHeader(nil, host, port)
 		dst2, data2, err := splitUDP(append(hdr, data...))
 		if err != nil {
 			t.Fatalf("reply header %x: %v", hdr, err)

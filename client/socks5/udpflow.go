@@ -50,7 +50,7 @@ func (a *association) open(dst, data []byte) {
 		a.s.udp.drop(DropBadHeader)
 		return
 	}
-	f := &udpFlow{key: string(dst), hdr: appendUDPHeader(nil, host, port)}
+	f := &udpFlow{key: string(dst), hdr: AppendUDPHeader(nil, host, port)}
 	f.enqueue(data)
 	a.mu.Lock()
 	if a.closed {

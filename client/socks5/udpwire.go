@@ -1,6 +1,9 @@
 package socks5
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Why a UDP request datagram is refused; either drops it.
 var (
@@ -27,8 +30,24 @@ func splitUDP(d []byte) (dst, data []byte, err error) {
 	return d[3 : 4+n], d[4+n:], nil
 }
 
-// appendUDPHeader appends the header of a UDP reply datagram from host
-// (an IP address in text form or a name) and port.
-func appendUDPHeader(b []byte, host string, port uint16) []byte {
+// AppendUDPHeader appends the header of a UDP datagram (RFC 1928 section
+// 7) naming host (an IP address in text form or a name) and port: what a
+// client puts before a datagram to that target, and the relay before one
+// from it. It is exported for the clients that tests and benchmarks use.
+func AppendUDPHeader(b []byte, host string, port uint16) []byte {
 	return appendAddr(append(b, 0, 0, 0), host, port)
+}
+
+// ParseUDPHeader splits a UDP datagram into the target its header names
+// (as AppendUDPHeader takes it) and its data. It refuses a fragment and a
+// malformed header.
+func ParseUDPHeader(d []byte) (host string, port uint16, data []byte, err error) {
+	dst, data, err := splitUDP(d)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if host, port, err = parseAddr(dst); err != nil {
+		return "", 0, nil, fmt.Errorf("socks5: UDP header: %w", err)
+	}
+	return host, port, data, nil
 }

@@ -7,7 +7,6 @@ package socksudp
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/porta443/porta/client/socks5"
 )
 
 // PacketConn sends and receives datagrams through a SOCKS5 UDP
@@ -96,23 +97,6 @@ func associate(ctx context.Context, c net.Conn) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a.Unmap(), binary.BigEndian.Uint16(port[:])), nil
 }
 
-// Header appends the UDP request header for host (an IP address or a
-// name) and port to b.
-func Header(b []byte, host string, port uint16) []byte {
-	b = append(b, 0, 0, 0)
-	if a, err := netip.ParseAddr(host); err == nil {
-		if a.Is4() || a.Is4In6() {
-			b = append(b, 1)
-		} else {
-			b = append(b, 4)
-		}
-		b = append(b, a.Unmap().AsSlice()...)
-	} else {
-		b = append(append(b, 3, byte(len(host))), host...)
-	}
-	return binary.BigEndian.AppendUint16(b, port)
-}
-
 // WriteTo sends p to addr (host:port; the host may be a name, which the
 // proxy's far side resolves) through the association.
 func (c *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
@@ -126,7 +110,7 @@ func (c *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wbuf = append(Header(c.wbuf[:0], host, uint16(port)), p...)
+	c.wbuf = append(socks5.AppendUDPHeader(c.wbuf[:0], host, uint16(port)), p...)
 	if _, err := c.pc.WriteTo(c.wbuf, c.relay); err != nil {
 		return 0, err
 	}
@@ -161,37 +145,16 @@ type Name string
 func (n Name) Network() string { return "udp" }
 func (n Name) String() string  { return string(n) }
 
-var errHeader = errors.New("socksudp: malformed reply header")
-
+// split parses a reply datagram's header: who sent the data, and the data.
 func split(d []byte) (net.Addr, []byte, error) {
-	if len(d) < 5 || d[0] != 0 || d[1] != 0 || d[2] != 0 {
-		return nil, nil, errHeader
+	host, port, data, err := socks5.ParseUDPHeader(d)
+	if err != nil {
+		return nil, nil, err
 	}
-	var host string
-	var rest []byte
-	switch d[3] {
-	case 1, 4:
-		n := 4
-		if d[3] == 4 {
-			n = 16
-		}
-		if len(d) < 4+n+2 {
-			return nil, nil, errHeader
-		}
-		a, _ := netip.AddrFromSlice(d[4 : 4+n])
-		port := binary.BigEndian.Uint16(d[4+n:])
-		return net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, port)), d[4+n+2:], nil
-	case 3:
-		n := int(d[4])
-		if len(d) < 5+n+2 {
-			return nil, nil, errHeader
-		}
-		host, rest = string(d[5:5+n]), d[5+n:]
-	default:
-		return nil, nil, errHeader
+	if a, err := netip.ParseAddr(host); err == nil {
+		return net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, port)), data, nil
 	}
-	port := binary.BigEndian.Uint16(rest)
-	return Name(net.JoinHostPort(host, strconv.Itoa(int(port)))), rest[2:], nil
+	return Name(net.JoinHostPort(host, strconv.Itoa(int(port)))), data, nil
 }
 
 // Close ends the association and closes the socket.
