@@ -46,12 +46,12 @@ type udpConn struct {
 	target string
 	cancel context.CancelFunc
 
-	in      chan []byte
-	done    chan struct{} // closed when the flow ended; err says why
-	err     error
-	rdl     deadline.Deadline
-	wg      sync.WaitGroup
-	once    sync.Once
+	in   chan []byte
+	done chan struct{} // closed when the flow ended; err says why
+	err  error
+	rdl  deadline.Deadline
+	wg   sync.WaitGroup
+	once sync.Once
 }
 
 // dialUDP opens a CONNECT-UDP flow to target on s, whose slot it holds
