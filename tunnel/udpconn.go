@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,7 +47,7 @@ type udpConn struct {
 	target string
 	cancel context.CancelFunc
 
-	in   chan []byte
+	in   chan *[]byte  // from datagramBufs when small enough
 	done chan struct{} // closed when the flow ended; err says why
 	err  error
 	rdl  deadline.Deadline
@@ -63,7 +64,7 @@ func (d *Dialer) dialUDP(ctx context.Context, s session, target string) (*udpCon
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(d.ctx)
-	c := &udpConn{d: d, s: s, fl: fl, target: target, cancel: cancel, in: make(chan []byte, udpQueue), done: make(chan struct{})}
+	c := &udpConn{d: d, s: s, fl: fl, target: target, cancel: cancel, in: make(chan *[]byte, udpQueue), done: make(chan struct{})}
 	c.wg.Go(func() { c.readLoop(rctx) })
 	return c, nil
 }
@@ -85,11 +86,40 @@ func (c *udpConn) readLoop(ctx context.Context) {
 	close(c.done)
 }
 
+// datagramBufs hold the datagrams a flow queues for its reader, those
+// that fit (most: a path's MTU is smaller), so that a datagram costs no
+// allocation on its way through.
+var datagramBufs = sync.Pool{New: func() any { b := make([]byte, 0, smallDatagram); return &b }}
+
+const smallDatagram = 2048
+
 func (c *udpConn) deliver(p []byte) {
+	var b *[]byte
+	if len(p) <= smallDatagram {
+		b = datagramBufs.Get().(*[]byte)
+		*b = append((*b)[:0], p...)
+	} else {
+		large := bytes.Clone(p)
+		b = &large
+	}
 	select {
-	case c.in <- append([]byte(nil), p...):
+	case c.in <- b:
 	default:
 		c.d.udpDropped.Add(1)
+		putDatagram(b)
+	}
+}
+
+// take copies a queued datagram into p and gives its buffer back.
+func take(p []byte, b *[]byte) int {
+	n := copy(p, *b)
+	putDatagram(b)
+	return n
+}
+
+func putDatagram(b *[]byte) {
+	if cap(*b) == smallDatagram {
+		datagramBufs.Put(b)
 	}
 }
 
@@ -98,17 +128,17 @@ func (c *udpConn) deliver(p []byte) {
 // when the server ended it, a *RefusedError when it refused it.
 func (c *udpConn) Read(p []byte) (int, error) {
 	select {
-	case b := <-c.in:
-		return copy(p, b), nil
+	case b := <-c.in: // before an expired deadline or the end
+		return take(p, b), nil
 	default:
 	}
 	select {
 	case b := <-c.in:
-		return copy(p, b), nil
+		return take(p, b), nil
 	case <-c.done:
 		select {
 		case b := <-c.in: // what came before the end
-			return copy(p, b), nil
+			return take(p, b), nil
 		default:
 		}
 		return 0, c.opErr("read", c.err)

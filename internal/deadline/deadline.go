@@ -9,11 +9,13 @@ import (
 
 // Deadline is a read or write deadline. A call waiting on Wait sees a
 // deadline set after it began to wait: the channel is replaced only once
-// it has been closed, as net.Pipe's deadlines do. The zero value has no
-// deadline.
+// it has been closed, as net.Pipe's deadlines do. Its one timer is re-armed
+// by each Set, so that a deadline set before every read costs no
+// allocation. The zero value has no deadline.
 type Deadline struct {
 	mu    sync.Mutex
-	timer *time.Timer
+	timer *time.Timer   // made by the first Set in the future
+	when  time.Time     // the deadline; zero: none
 	ch    chan struct{} // made when first needed
 }
 
@@ -25,26 +27,38 @@ func (d *Deadline) Set(t time.Time) {
 	if d.ch == nil {
 		d.ch = make(chan struct{})
 	}
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.ch // the timer fired: wait until it has closed the channel
+	if d.timer != nil {
+		d.timer.Stop() // a fire already under way finds when changed
 	}
-	d.timer = nil
+	d.when = t
 	closed := isClosed(d.ch)
-	if t.IsZero() {
-		if closed {
-			d.ch = make(chan struct{})
+	wait := time.Until(t)
+	if !t.IsZero() && wait <= 0 {
+		if !closed {
+			close(d.ch)
 		}
 		return
 	}
-	if wait := time.Until(t); wait > 0 {
-		if closed {
-			d.ch = make(chan struct{})
-		}
-		ch := d.ch
-		d.timer = time.AfterFunc(wait, func() { close(ch) })
-		return
+	if closed {
+		d.ch = make(chan struct{})
 	}
-	if !closed {
+	switch {
+	case t.IsZero():
+	case d.timer == nil:
+		d.timer = time.AfterFunc(wait, d.fire)
+	default:
+		d.timer.Reset(wait)
+	}
+}
+
+// fire closes the channel if the deadline it was armed for still stands.
+func (d *Deadline) fire() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.when.IsZero() || time.Now().Before(d.when) {
+		return // moved or removed since the timer was armed
+	}
+	if !isClosed(d.ch) {
 		close(d.ch)
 	}
 }
