@@ -38,7 +38,6 @@ type UDPStats struct {
 }
 
 type udpCounters struct {
-	active             atomic.Int64
 	flows              atomic.Uint64
 	dgUp, dgDown       atomic.Uint64
 	bytesUp, bytesDown atomic.Uint64
@@ -48,8 +47,11 @@ type udpCounters struct {
 // UDPStats reports the Handler's CONNECT-UDP counters.
 func (h *Handler) UDPStats() UDPStats {
 	c := &h.udp
+	h.mu.Lock()
+	active := len(h.flows)
+	h.mu.Unlock()
 	return UDPStats{
-		Active: c.active.Load(), Flows: c.flows.Load(),
+		Active: int64(active), Flows: c.flows.Load(),
 		DatagramsUp: c.dgUp.Load(), DatagramsDown: c.dgDown.Load(),
 		BytesUp: c.bytesUp.Load(), BytesDown: c.bytesDown.Load(),
 		Dropped: c.dropped.Load(),
@@ -150,9 +152,7 @@ type udpTunnel struct {
 // ended it).
 func (fl *udpTunnel) run(ctx context.Context) error {
 	c := &fl.h.udp
-	c.active.Add(1)
 	c.flows.Add(1)
-	defer c.active.Add(-1)
 	defer fl.end(nil)
 	fl.idle.start(fl.h.cfg.UDPIdleTimeout, func() { fl.end(errIdle) })
 	defer fl.idle.stop()
